@@ -1,0 +1,115 @@
+"""From a response script to the exact bytes a fake will write. Pure, no I/O.
+
+:func:`plan_reply` decides status, headers, the list of chunks (one HTTP chunk each) and the delay
+before each; :mod:`fake_upstreams.faults` then puts them on the wire.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
+
+from fake_upstreams.chunking import frame_boundaries
+from fake_upstreams.faults import Fault
+from fake_upstreams.script import HttpErrorKind, ResponseScript
+from providers.wire.common import ChatRequest, UpstreamCodec
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedReply:
+    """Everything a fake sends for one request.
+
+    ``delays[i]`` is slept before chunk ``i``; ``first_byte_delay`` before the headers. A reply
+    that is not ``chunked`` is sent with a Content-Length (the scripted HTTP error pages).
+    """
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    chunks: tuple[bytes, ...]
+    chunked: bool = True
+    first_byte_delay: float = 0.0
+    delays: tuple[float, ...] = ()
+    fault: Fault | None = None
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
+
+    def with_chunks(self, chunks: Sequence[bytes], delay: float) -> PlannedReply:
+        """The same reply cut differently, with ``delay`` before every chunk but the first."""
+        return replace(self, chunks=tuple(chunks), delays=(0.0,) + (delay,) * (len(chunks) - 1))
+
+
+def plan_reply(script: ResponseScript, codec: UpstreamCodec, chat: ChatRequest) -> PlannedReply:
+    """What to send for ``chat`` under ``script``."""
+    if script.http_error is not None:
+        status, headers, body = error_page(
+            script.http_error, _api_host(codec), retry_after=script.retry_after
+        )
+        return PlannedReply(
+            status=script.status or status,
+            headers=_merge_headers(headers, script.headers),
+            chunks=(body,),
+            chunked=False,
+            first_byte_delay=script.first_byte_delay,
+            fault=script.fault,
+        )
+    if script.raw is not None:
+        frames = list(script.raw)
+    else:
+        frames = codec.encode_reply(script.text_pieces(chat), script.framing)
+    chunks = script.chunking.split(b"".join(frames), frame_boundaries(frames))
+    return PlannedReply(
+        status=script.status or codec.success_status,
+        headers=_merge_headers((("Content-Type", codec.reply_content_type),), script.headers),
+        chunks=tuple(chunks),
+        first_byte_delay=script.first_byte_delay,
+        delays=tuple(script.delay_before(index) for index in range(len(chunks))),
+        fault=script.fault,
+    )
+
+
+def error_page(
+    kind: HttpErrorKind, host: str, *, retry_after: int = 30
+) -> tuple[int, tuple[tuple[str, str], ...], bytes]:
+    """Status, headers and body of an upstream failure as the real services sent it.
+
+    ``server-error`` is the chatbot-ui route's ``500`` with the body ``Error``; ``cloudflare`` a
+    ``403`` "Access denied | <host> used Cloudflare to restrict access" HTML page; ``rate-limit`` a
+    ``429`` with ``Retry-After``.
+    """
+    if kind == "server-error":
+        return 500, (("Content-Type", "text/plain;charset=UTF-8"),), b"Error"
+    if kind == "cloudflare":
+        headers = (("Content-Type", "text/html; charset=UTF-8"), ("Server", "cloudflare"))
+        return 403, headers, _cloudflare_page(host).encode("utf-8")
+    body = {"error": {"code": "rate_limited", "message": "Too Many Requests"}}
+    headers = (("Content-Type", "application/json"), ("Retry-After", str(retry_after)))
+    return 429, headers, json.dumps(body).encode("ascii")
+
+
+def _cloudflare_page(host: str) -> str:
+    title = f"Access denied | {html.escape(host)} used Cloudflare to restrict access"
+    return (
+        '<!DOCTYPE html>\n<html lang="en-US">\n<head>\n'
+        f'<title>{title}</title>\n<meta charset="UTF-8">\n</head>\n<body>\n'
+        "<h1>Error 1020</h1>\n<h2>Access denied</h2>\n"
+        f"<p>The owner of this website ({html.escape(host)}) has banned your access "
+        "based on your browser's signature.</p>\n"
+        "<p>Performance &amp; security by Cloudflare</p>\n</body>\n</html>\n"
+    )
+
+
+def _api_host(codec: UpstreamCodec) -> str:
+    return urlsplit(codec.api_base).hostname or codec.api_base
+
+
+def _merge_headers(
+    base: Sequence[tuple[str, str]], extra: Sequence[tuple[str, str]]
+) -> tuple[tuple[str, str], ...]:
+    """``extra`` headers win over ``base`` headers of the same name (case-insensitive)."""
+    overridden = {name.lower() for name, _ in extra}
+    return tuple(pair for pair in base if pair[0].lower() not in overridden) + tuple(extra)
