@@ -98,7 +98,13 @@ class InvalidRequestError(RemoteProtocolError):
 
 
 class SignatureError(InvalidRequestError):
-    """GetGpt's `signature` could not be decrypted into a request."""
+    """GetGpt's `signature` could not be decrypted into a request.
+
+    Every failure carries the same public message (a fake must not be a padding oracle);
+    ``reason`` keeps the precise cause for the journal and for tests.
+    """
+
+    reason: str = ""
 
 
 class MalformedReplyError(RemoteProtocolError):

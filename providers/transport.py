@@ -1,0 +1,170 @@
+"""Thin I/O shells: send one WireRequest, hand back the reply body chunk by chunk.
+
+Two shells, one per HTTP library the originals used: requests for the synchronous upstreams,
+aiohttp for the asynchronous ones. They know nothing about any upstream; status handling is the
+codec layer's :func:`~providers.wire.common.raise_for_status`, and every foreign exception goes
+through :func:`~providers.transport_errors.translate`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Generator
+from dataclasses import dataclass
+
+import aiohttp
+import requests
+import urllib3
+
+from providers.errors import TapedeckError, UpstreamTimeoutError
+from providers.transport_errors import Phase, translate
+from providers.wire.common import WireRequest, raise_for_status
+
+#: How much of a failed reply's body is read for the error message.
+ERROR_BODY_LIMIT = 64 * 1024
+OK_STATUSES = range(200, 300)  # what the originals' raise_for_status() accepted
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Deadlines in seconds. A harness must never hang, so all three are finite.
+
+    ``connect`` bounds opening the connection, ``read`` bounds each wait for more bytes, and
+    ``total`` bounds the whole call including a stream that keeps dripping.
+    """
+
+    connect: float = 10.0
+    read: float = 60.0
+    total: float = 300.0
+
+    @classmethod
+    def coerce(cls, value: float | Timeouts | None) -> Timeouts:
+        """``None`` → defaults; a number → every deadline (so ``timeout=5`` ends a call in ~5 s)."""
+        if value is None:
+            return cls()
+        if isinstance(value, Timeouts):
+            return value
+        seconds = float(value)
+        if not seconds > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {value!r}")
+        return cls(connect=seconds, read=seconds, total=seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    """Everything a transport needs for one request."""
+
+    provider: str
+    url: str
+    wire: WireRequest
+    timeouts: Timeouts
+    read_size: int = 4096
+    proxy: str | None = None
+
+
+def _past(deadline: float, call: HttpCall) -> UpstreamTimeoutError:
+    return UpstreamTimeoutError(
+        f"{call.provider}: the reply from {call.url} took longer than the total deadline of "
+        f"{call.timeouts.total:g} s (pass timeout= to allow more)"
+    )
+
+
+def stream_sync(
+    call: HttpCall, session: requests.Session | None = None
+) -> Generator[bytes, None, None]:
+    """POST with requests and yield the body as ``iter_content(read_size)`` delivers it.
+
+    With chunked transfer encoding urllib3 delivers each HTTP chunk separately (split at
+    ``read_size``), which is what the originals' decoders saw.
+    """
+    own_session = session is None
+    active = session if session is not None else requests.Session()
+    deadline = time.monotonic() + call.timeouts.total
+    read_timeout = min(call.timeouts.read, call.timeouts.total)
+    phase: Phase = "connect"
+    try:
+        prepared = active.prepare_request(
+            requests.Request(
+                call.wire.method, call.url, data=call.wire.body, headers=dict(call.wire.headers)
+            )
+        )
+        if call.wire.body_content_type:
+            # Where requests' json= puts it: after Content-Length.
+            prepared.headers["Content-Type"] = call.wire.body_content_type
+        proxies = {"http": call.proxy, "https": call.proxy} if call.proxy else {}
+        # As requests.post() does: honour the environment's proxy and CA settings.
+        settings = active.merge_environment_settings(prepared.url, proxies, True, None, None)
+        response = active.send(prepared, timeout=(call.timeouts.connect, read_timeout), **settings)
+        with response:
+            phase = "read"
+            if response.status_code not in OK_STATUSES:
+                body = response.raw.read(ERROR_BODY_LIMIT, decode_content=True)
+                raise_for_status(
+                    call.provider,
+                    response.status_code,
+                    dict(response.headers),
+                    body,
+                    ok=OK_STATUSES,
+                    url=call.url,
+                )
+            for chunk in response.iter_content(chunk_size=call.read_size):
+                if time.monotonic() > deadline:
+                    raise _past(deadline, call)
+                if chunk:
+                    yield chunk
+    except TapedeckError:
+        raise
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise translate(exc, provider=call.provider, url=call.url, phase=phase) from exc
+    finally:
+        if own_session:
+            active.close()
+
+
+async def stream_async(
+    call: HttpCall, session: aiohttp.ClientSession | None = None
+) -> AsyncGenerator[bytes, None]:
+    """POST with aiohttp and yield the body as it arrives, one HTTP chunk (or part) at a time."""
+    timeout = aiohttp.ClientTimeout(
+        total=call.timeouts.total, connect=call.timeouts.connect, sock_read=call.timeouts.read
+    )
+    own_session = session is None
+    active = session if session is not None else aiohttp.ClientSession(timeout=timeout)
+    phase: Phase = "connect"
+    try:
+        async with active.request(
+            call.wire.method,
+            call.url,
+            data=_async_body(call.wire),
+            headers=list(call.wire.headers),
+            proxy=call.proxy,
+            timeout=timeout,
+        ) as response:
+            phase = "read"
+            if response.status not in OK_STATUSES:
+                body = await response.content.read(ERROR_BODY_LIMIT)
+                raise_for_status(
+                    call.provider,
+                    response.status,
+                    dict(response.headers),
+                    body,
+                    ok=OK_STATUSES,
+                    url=call.url,
+                )
+            async for data, _end_of_http_chunk in response.content.iter_chunks():
+                if data:
+                    yield data
+    except TapedeckError:
+        raise
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise translate(exc, provider=call.provider, url=call.url, phase=phase) from exc
+    finally:
+        if own_session:
+            await active.close()
+
+
+def _async_body(wire: WireRequest) -> bytes | aiohttp.BytesPayload:
+    if wire.body_content_type is None:
+        return wire.body
+    # A payload carrying its own type makes aiohttp add Content-Type where json= did.
+    return aiohttp.BytesPayload(wire.body, content_type=wire.body_content_type)

@@ -1,0 +1,262 @@
+"""What every upstream codec shares: request/response value types and the codec contract.
+
+Nothing here does I/O. A codec turns a chat call into request bytes, request bytes back into a
+chat call (for the fakes), reply text into reply frames (for the fakes) and reply bytes into text
+(for the adapters). Adapters and fakes are thin shells around these pure functions.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+from providers.errors import (
+    AccessDeniedError,
+    InvalidRequestError,
+    RateLimitedError,
+    UpstreamHTTPError,
+)
+
+Message = Mapping[str, str]
+Messages = Sequence[Message]
+
+#: "correct" decodes incrementally and stops at the end marker; "legacy" reproduces byte for byte
+#: what the original adapter did, corruption and crashes included.
+Decoding = Literal["correct", "legacy"]
+DECODINGS: tuple[Decoding, ...] = ("correct", "legacy")
+
+
+@dataclass(frozen=True, slots=True)
+class WireRequest:
+    """A request exactly as the original client put it on the wire (minus library defaults).
+
+    ``headers`` keeps the original's names, case and order; ``body`` is the exact bytes.
+    ``body_content_type`` is set when the original let its HTTP library add the content type
+    for a ``json=`` body (after Content-Length) instead of sending it as an explicit header.
+    """
+
+    method: str
+    path: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    body_content_type: str | None = None
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key.lower() == wanted:
+                return value
+        if wanted == "content-type":
+            return self.body_content_type
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedRequest:
+    """A request as a server saw it. Header names are compared case-insensitively."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == wanted:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A parsed chat request, the same shape for all four upstreams.
+
+    ``model`` is what the request named ('' when the upstream never sends one), ``messages`` the
+    conversation as sent (AI365VIP's is already flattened into one user message), ``options`` the
+    remaining body fields in wire order, and ``plaintext`` the decrypted body for GetGpt.
+    """
+
+    model: str
+    messages: tuple[dict[str, str], ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    plaintext: bytes | None = None
+
+    @property
+    def last_user_text(self) -> str:
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return message.get("content", "")
+        return ""
+
+
+DoneMode = Literal["once", "missing", "twice", "then-content"]
+
+
+@dataclass(frozen=True, slots=True)
+class Framing:
+    """How a fake frames reply text. Raw-text upstreams ignore everything but ``text_encoding``."""
+
+    done: DoneMode = "once"
+    crlf: bool = False
+    keepalive_comments: bool = False
+    role_first_delta: bool = False
+    empty_first_delta: bool = False
+    finish_chunk: bool = False
+    last_line_newline: bool = True
+    text_encoding: str = "utf-8"
+
+
+class ReplyDecoder(Protocol):
+    """Incremental reply decoder: feed bytes as they arrive, collect text pieces.
+
+    ``feed`` returns the pieces completed by this data (legacy GetGpt may yield ``None``, as the
+    original did). ``finish`` is called at end of stream: it flushes what is buffered and raises
+    :class:`~providers.errors.TruncatedStreamError` if the stream ended where it must not.
+    ``done`` turns true once the end marker was seen; nothing after it is ever returned.
+    """
+
+    @property
+    def done(self) -> bool: ...
+
+    def feed(self, data: bytes) -> list[str | None]: ...
+
+    def finish(self) -> list[str | None]: ...
+
+
+def dumps_like_python(obj: object) -> bytes:
+    """``json.dumps`` with its defaults (', ' and ': ' separators, ASCII escapes), as bytes.
+
+    All four originals serialised this way (directly, or through requests'/aiohttp's ``json=``).
+    """
+    return json.dumps(obj).encode("ascii")
+
+
+def header_differences(received: ReceivedRequest, expected: Sequence[tuple[str, str]]) -> list[str]:
+    """Every expected browser header that is missing or has another value, one line each."""
+    problems = []
+    for name, value in expected:
+        got = received.header(name)
+        if got is None:
+            problems.append(f"missing header {name!r} (expected {value!r})")
+        elif got != value:
+            problems.append(f"header {name!r} is {got!r}, expected {value!r}")
+    return problems
+
+
+def raise_for_status(
+    provider: str,
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    ok: Sequence[int] = (200,),
+    url: str = "",
+) -> None:
+    """Turn a non-success reply into the matching :class:`UpstreamHTTPError` subclass."""
+    if status in ok:
+        return
+    if status == 429:
+        retry_after = _retry_after(headers)
+        raise RateLimitedError(provider, status, body, url, retry_after=retry_after)
+    if status == 403 or b"Access denied" in body[:4096]:
+        raise AccessDeniedError(provider, status, body, url)
+    raise UpstreamHTTPError(provider, status, body, url)
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            try:
+                return float(value)
+            except ValueError:
+                return None
+    return None
+
+
+def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]:
+    """Decode a JSON object or raise an :class:`InvalidRequestError` that says what is wrong."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequestError(
+            f"{what} is not UTF-8 (byte {exc.start})", code="body_not_utf8"
+        ) from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequestError(
+            f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+            code="body_not_json",
+        ) from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError(
+            f"{what} must be a JSON object, got {type(value).__name__}", code="body_not_object"
+        )
+    return value
+
+
+def require_messages(value: object, field_name: str = "messages") -> tuple[dict[str, str], ...]:
+    """Validate an OpenAI-style message list: a list of {"role": str, "content": str}."""
+    if not isinstance(value, list):
+        raise InvalidRequestError(
+            f"{field_name!r} must be a list of messages", code="bad_messages", field=field_name
+        )
+    if not value:
+        raise InvalidRequestError(
+            f"{field_name!r} must not be empty", code="bad_messages", field=field_name
+        )
+    checked = []
+    for index, message in enumerate(value):
+        where = f"{field_name}[{index}]"
+        if not isinstance(message, dict):
+            raise InvalidRequestError(
+                f"{where} must be an object", code="bad_messages", field=where
+            )
+        for key in ("role", "content"):
+            if not isinstance(message.get(key), str):
+                raise InvalidRequestError(
+                    f"{where}.{key} must be a string", code="bad_messages", field=f"{where}.{key}"
+                )
+        checked.append({"role": message["role"], "content": message["content"]})
+    return tuple(checked)
+
+
+class UpstreamCodec(ABC):
+    """The wire contract of one upstream, shared by its adapter and its fake."""
+
+    #: Provider name as users write it ("Aivvm").
+    name: ClassVar[str]
+    #: The site the browser was on (Origin/Referer); also the API host except for CodeLinkAva.
+    site_url: ClassVar[str]
+    #: Scheme and host of the chat API on the real internet.
+    api_base: ClassVar[str]
+    #: Path of the chat endpoint.
+    chat_path: ClassVar[str]
+    #: Status the real service answered a good chat request with.
+    success_status: ClassVar[int] = 200
+    #: Content type of a successful reply.
+    reply_content_type: ClassVar[str] = "text/plain; charset=utf-8"
+    #: Headers the original browser-like client always sent (strict fakes require them).
+    browser_headers: ClassVar[tuple[tuple[str, str], ...]]
+
+    @abstractmethod
+    def build_request(
+        self, model: str, messages: Messages, options: Mapping[str, Any]
+    ) -> WireRequest:
+        """The request the original client sent for this call (``model`` already resolved)."""
+
+    @abstractmethod
+    def parse_request(self, request: ReceivedRequest, *, strict: bool = True) -> ChatRequest:
+        """Check a request as the real service would; raise InvalidRequestError naming the fault."""
+
+    @abstractmethod
+    def encode_reply(self, pieces: Sequence[str], framing: Framing = Framing()) -> list[bytes]:
+        """Reply frames (logical units: a text piece, an SSE event) for the given text pieces."""
+
+    @abstractmethod
+    def new_decoder(self, decoding: Decoding = "correct") -> ReplyDecoder:
+        """A fresh incremental decoder for one reply stream."""
