@@ -1,0 +1,175 @@
+"""Aivvm: JSON request, reply streamed as raw UTF-8 text with no framing and no end marker."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from providers.errors import InvalidRequestError
+from providers.wire.common import (
+    ChatRequest,
+    Decoding,
+    Framing,
+    Messages,
+    ReceivedRequest,
+    UpstreamCodec,
+    WireRequest,
+    dumps_like_python,
+    header_differences,
+    parse_json_object,
+    require_messages,
+)
+from providers.wire.text import Utf8StreamDecoder, legacy_aivvm_decode_piece
+
+SITE = "https://chat.aivvm.com"
+DEFAULT_SYSTEM_PROMPT = (
+    "You are ChatGPT, a large language model trained by OpenAI. "
+    "Follow the user's instructions carefully. Respond using markdown."
+)
+#: id → display name, as the site's /api/models listed them.
+MODELS: dict[str, str] = {
+    "gpt-3.5-turbo": "GPT-3.5",
+    "gpt-3.5-turbo-0613": "GPT-3.5-0613",
+    "gpt-3.5-turbo-16k": "GPT-3.5-16K",
+    "gpt-3.5-turbo-16k-0613": "GPT-3.5-16K-0613",
+    "gpt-4": "GPT-4",
+    "gpt-4-0613": "GPT-4-0613",
+    "gpt-4-32k": "GPT-4-32K",
+    "gpt-4-32k-0613": "GPT-4-32K-0613",
+}
+BODY_KEYS = ("model", "messages", "key", "prompt", "temperature")
+# Everything the original sent besides content-type and content-length, in its order.
+BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
+    ("accept", "text/event-stream"),
+    ("accept-language", "en-US,en;q=0.9"),
+    ("sec-ch-ua", '"Chrome";v="117", "Not;A=Brand";v="8", "Chromium";v="117"'),
+    ("sec-ch-ua-mobile", "?0"),
+    ("sec-ch-ua-platform", '"Windows"'),
+    ("sec-fetch-dest", "empty"),
+    ("sec-fetch-mode", "cors"),
+    ("sec-fetch-site", "same-origin"),
+    ("sec-gpc", "1"),
+    ("referrer", f"{SITE}/"),  # sic: the original's header was literally named "referrer"
+    (
+        "user-agent",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/117.0.0.0 Safari/537.36",
+    ),
+)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class AivvmCodec(UpstreamCodec):
+    name = "Aivvm"
+    site_url = SITE
+    api_base = SITE
+    chat_path = "/api/chat"
+    models_path = "/api/models"
+    browser_headers = BROWSER_HEADERS
+
+    def build_request(
+        self, model: str, messages: Messages, options: Mapping[str, Any]
+    ) -> WireRequest:
+        body = dumps_like_python(
+            {
+                "model": {"id": model, "name": MODELS[model]},
+                "messages": [dict(message) for message in messages],
+                "key": "",
+                "prompt": options.get("system_message", DEFAULT_SYSTEM_PROMPT),
+                "temperature": options.get("temperature", 0.7),
+            }
+        )
+        headers = (
+            *BROWSER_HEADERS[:2],
+            ("content-type", "application/json"),
+            ("content-length", str(len(body))),
+            *BROWSER_HEADERS[2:],
+        )
+        return WireRequest("POST", self.chat_path, headers, body)
+
+    def parse_request(self, request: ReceivedRequest, *, strict: bool = True) -> ChatRequest:
+        data = parse_json_object(request.body)
+        for key in BODY_KEYS:
+            if key not in data:
+                raise InvalidRequestError(f"missing field {key!r}", code="missing_field", field=key)
+        model = data["model"]
+        if not (isinstance(model, dict) and isinstance(model.get("id"), str)):
+            raise InvalidRequestError(
+                'model must be an object like {"id": "gpt-4", "name": "GPT-4"}',
+                code="bad_model",
+                field="model",
+            )
+        if model["id"] not in MODELS:
+            raise InvalidRequestError(
+                f"unknown model {model['id']!r}; known: {', '.join(MODELS)}",
+                code="unknown_model",
+                field="model.id",
+            )
+        messages = require_messages(data["messages"])
+        for key in ("key", "prompt"):
+            if not isinstance(data[key], str):
+                raise InvalidRequestError(f"{key!r} must be a string", code="bad_type", field=key)
+        if not _is_number(data["temperature"]):
+            raise InvalidRequestError(
+                "'temperature' must be a number", code="bad_type", field="temperature"
+            )
+        if strict:
+            problems = header_differences(request, BROWSER_HEADERS)
+            if model.get("name") != MODELS[model["id"]]:
+                problems.append(
+                    f"model.name is {model.get('name')!r}, expected {MODELS[model['id']]!r}"
+                )
+            if tuple(data) != BODY_KEYS:
+                problems.append(f"body keys are {list(data)}, expected {list(BODY_KEYS)}")
+            if problems:
+                raise InvalidRequestError(
+                    "request differs from the original client: " + "; ".join(problems),
+                    code="not_like_original",
+                )
+        options = {"prompt": data["prompt"], "temperature": data["temperature"]}
+        return ChatRequest(model=model["id"], messages=messages, options=options)
+
+    def encode_reply(self, pieces: Sequence[str], framing: Framing = Framing()) -> list[bytes]:
+        return [piece.encode(framing.text_encoding) for piece in pieces if piece]
+
+    def new_decoder(self, decoding: Decoding = "correct") -> RawTextDecoder | LegacyAivvmDecoder:
+        return RawTextDecoder() if decoding == "correct" else LegacyAivvmDecoder()
+
+    def models_reply(self) -> bytes:
+        """Body of ``POST /api/models``: the model list the site offered."""
+        return dumps_like_python([{"id": key, "name": name} for key, name in MODELS.items()])
+
+
+class RawTextDecoder:
+    """Correct decoding of a raw UTF-8 text stream: characters split across chunks survive."""
+
+    done = False
+
+    def __init__(self) -> None:
+        self._utf8 = Utf8StreamDecoder()
+
+    def feed(self, data: bytes) -> list[str | None]:
+        text = self._utf8.feed(data)
+        return [text] if text else []
+
+    def finish(self) -> list[str | None]:
+        text = self._utf8.finish()
+        return [text] if text else []
+
+
+class LegacyAivvmDecoder:
+    """The original: each piece (≤ 4096 bytes) as UTF-8, else as ``unicode-escape`` (mojibake)."""
+
+    done = False
+
+    def feed(self, data: bytes) -> list[str | None]:
+        return [legacy_aivvm_decode_piece(data)]
+
+    def finish(self) -> list[str | None]:
+        return []
+
+
+CODEC = AivvmCodec()

@@ -1,0 +1,252 @@
+"""Every adapter end to end over a real loopback socket, through its sync and its async door.
+
+The server is the raw-socket oracle in tests/rawhttp.py, so the chunk framing is exactly what
+each test writes; expected texts are computed here from first principles, never by our codecs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from providers import AI365VIP, PROVIDERS, Aivvm, CodeLinkAva, GetGpt, Provider
+from providers.errors import (
+    AccessDeniedError,
+    ConnectError,
+    MalformedReplyError,
+    ModelNotSupportedError,
+    RateLimitedError,
+    StreamResetError,
+    TruncatedStreamError,
+    UpstreamHTTPError,
+    UpstreamTimeoutError,
+)
+from tests.rawhttp import RawReply, raw_server
+
+MESSAGES = [{"role": "user", "content": "Say something"}]
+TEXT = "Привет, мир! 👋 ok"
+SSE_PROVIDERS = (GetGpt, CodeLinkAva)
+ALL = tuple(PROVIDERS.values())
+
+
+def sse_line(content: str | None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    chunk = {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta}]}
+    return b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
+
+
+def body_for(provider: type[Provider], pieces: Sequence[str], done: bool = True) -> bytes:
+    if provider in SSE_PROVIDERS:
+        return b"".join(sse_line(p) for p in pieces) + (b"data: [DONE]\n\n" if done else b"")
+    return "".join(pieces).encode()
+
+
+def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
+    edges = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(edges) if b > a]
+
+
+def reply(provider: type[Provider], chunks: Sequence[bytes], **kwargs: Any) -> RawReply:
+    kind = "text/event-stream" if provider in SSE_PROVIDERS else "text/plain; charset=utf-8"
+    status = 201 if provider is GetGpt else 200
+    return RawReply(status=status, headers=[("Content-Type", kind)], chunks=chunks, **kwargs)
+
+
+def run_sync(provider: type[Provider], url: str, **kwargs: Any) -> list[str]:
+    return list(provider.create_completion("", MESSAGES, base_url=url, timeout=10, **kwargs))
+
+
+async def run_async(provider: type[Provider], url: str, **kwargs: Any) -> list[str]:
+    agen = provider.create_async_generator("", MESSAGES, base_url=url, timeout=10, **kwargs)
+    return [piece async for piece in agen]
+
+
+async def collect(door: str, provider: type[Provider], url: str, **kwargs: Any) -> list[str]:
+    """Run one call through the sync or the async door."""
+    if door == "sync":
+        return run_sync(provider, url, **kwargs)
+    return await run_async(provider, url, **kwargs)
+
+
+def every_byte(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+def test_sync_door_decodes_text_split_everywhere(provider: type[Provider]) -> None:
+    body = body_for(provider, ["Привет, ", "мир! 👋", " ok"])
+    with raw_server(reply(provider, every_byte(body))) as server:
+        assert "".join(run_sync(provider, server.url)) == TEXT
+
+
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+async def test_async_door_decodes_text_split_everywhere(provider: type[Provider]) -> None:
+    body = body_for(provider, ["Привет, ", "мир! 👋", " ok"])
+    with raw_server(reply(provider, every_byte(body))) as server:
+        assert "".join(await run_async(provider, server.url)) == TEXT
+
+
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+def test_stream_false_gives_one_piece(provider: type[Provider]) -> None:
+    with raw_server(reply(provider, [body_for(provider, ["a", "b"])])) as server:
+        pieces = list(provider.create_completion("", MESSAGES, stream=False, base_url=server.url))
+    assert pieces == ["ab"]
+
+
+def test_aivvm_legacy_mojibake_exactly_where_a_character_is_split() -> None:
+    data = "да".encode()  # d0 b4 d0 b0
+    with raw_server(reply(Aivvm, split_at(data, [1]))) as server:
+        legacy = run_sync(Aivvm, server.url, decoding="legacy")
+        correct = run_sync(Aivvm, server.url)
+    # A lone lead byte and a piece starting with a continuation byte are both invalid UTF-8,
+    # so the original fell back to unicode-escape, which maps each byte to U+00XX.
+    # The second piece (b4 d0 b0) starts with a continuation byte, so all of it is mojibake.
+    assert legacy == ["\xd0", "\xb4\xd0\xb0"]
+    assert "".join(correct) == "да"
+
+
+def test_aivvm_legacy_interprets_backslash_escapes_in_a_broken_piece() -> None:
+    with raw_server(reply(Aivvm, [b"a\\nb\xd0", b"\xb4"])) as server:
+        assert "".join(run_sync(Aivvm, server.url, decoding="legacy")) == "a\nb\xd0\xb4"
+
+
+def test_getgpt_legacy_crashes_on_content_containing_data_prefix() -> None:
+    body = body_for(GetGpt, ["see data: here"])
+    with raw_server(reply(GetGpt, [body])) as server:
+        with pytest.raises(MalformedReplyError, match="legacy GetGpt decoding crashed"):
+            run_sync(GetGpt, server.url, decoding="legacy")
+        assert run_sync(GetGpt, server.url) == ["see data: here"]
+
+
+def test_getgpt_legacy_yields_none_for_a_null_content_delta() -> None:
+    null_delta = b'data: {"choices": [{"delta": {"content": null}}]}\n\n'
+    body = sse_line("a") + null_delta + b"data: [DONE]\n\n"
+    with raw_server(reply(GetGpt, [body])) as server:
+        legacy: list[str | None] = list(run_sync(GetGpt, server.url, decoding="legacy"))
+        assert legacy == ["a", None]
+        assert run_sync(GetGpt, server.url) == ["a"]
+
+
+def test_getgpt_legacy_reads_past_done_and_correct_stops() -> None:
+    body = sse_line("a") + b"data: [DONE]\n\n" + sse_line("AFTER")
+    with raw_server(reply(GetGpt, [body])) as server:
+        assert run_sync(GetGpt, server.url, decoding="legacy") == ["a", "AFTER"]
+        assert run_sync(GetGpt, server.url) == ["a"]
+
+
+async def test_codelinkava_last_line_without_newline() -> None:
+    body = sse_line("a") + sse_line("b").rstrip(b"\n")
+    with raw_server(reply(CodeLinkAva, [body])) as server:
+        with pytest.raises(MalformedReplyError, match="legacy CodeLinkAva decoding crashed"):
+            await run_async(CodeLinkAva, server.url, decoding="legacy")
+        with pytest.raises(TruncatedStreamError) as caught:
+            await run_async(CodeLinkAva, server.url)
+    assert caught.value.partial == "a"
+
+
+@pytest.mark.parametrize("provider", SSE_PROVIDERS, ids=lambda p: p.__name__)
+async def test_nothing_after_done_and_missing_done_is_truncation(provider: type[Provider]) -> None:
+    after = body_for(provider, ["x"]) + sse_line("AFTER")
+    missing = body_for(provider, ["x", "y"], done=False)
+    with raw_server(reply(provider, [after]), reply(provider, [missing])) as server:
+        assert await run_async(provider, server.url) == ["x"]
+        with pytest.raises(TruncatedStreamError, match="without data: \\[DONE\\]") as caught:
+            await run_async(provider, server.url)
+    assert caught.value.partial == "xy"
+
+
+def test_ai365vip_legacy_yields_lines() -> None:
+    with raw_server(reply(AI365VIP, [b"one\ntw", b"o\nthree"])) as server:
+        assert run_sync(AI365VIP, server.url, decoding="legacy") == ["one\n", "two\n", "three"]
+
+
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+@pytest.mark.parametrize("door", ["sync", "async"])
+async def test_http_errors_are_typed(provider: type[Provider], door: str) -> None:
+    replies = [
+        RawReply(status=500, reason="Internal Server Error", chunks=[b"Error"]),
+        RawReply(
+            status=403,
+            reason="Forbidden",
+            headers=[("Content-Type", "text/html")],
+            chunks=[b"<title>Access denied | chat.aivvm.com used Cloudflare</title>"],
+        ),
+        RawReply(status=429, reason="Too Many", headers=[("Retry-After", "7")], chunks=[b"slow"]),
+    ]
+    with raw_server(*replies) as server:
+        with pytest.raises(UpstreamHTTPError) as plain:
+            await collect(door, provider, server.url)
+        assert (plain.value.status, plain.value.body_excerpt) == (500, "Error")
+        assert type(plain.value) is UpstreamHTTPError
+        with pytest.raises(AccessDeniedError, match="Access denied"):
+            await collect(door, provider, server.url)
+        with pytest.raises(RateLimitedError) as limited:
+            await collect(door, provider, server.url)
+        assert limited.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+@pytest.mark.parametrize("door", ["sync", "async"])
+async def test_reset_mid_stream_is_a_stream_reset(provider: type[Provider], door: str) -> None:
+    broken = reply(provider, [body_for(provider, ["partial"])[:12]], terminate=False)
+    with raw_server(broken) as server, pytest.raises(StreamResetError, match="broke while reading"):
+        await collect(door, provider, server.url)
+
+
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+def test_silent_server_times_out(provider: type[Provider]) -> None:
+    slow = reply(provider, [b"x"], delay_before_head=3)
+    with raw_server(slow) as server, pytest.raises(UpstreamTimeoutError, match="timed out"):
+        list(provider.create_completion("", MESSAGES, base_url=server.url, timeout=0.3))
+
+
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+async def test_nothing_listening_is_a_connect_error(provider: type[Provider]) -> None:
+    with raw_server() as server:
+        url = server.url
+    with pytest.raises(ConnectError, match="could not connect"):
+        run_sync(provider, url)
+    with pytest.raises(ConnectError, match="could not connect"):
+        await run_async(provider, url)
+
+
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+def test_unknown_model_fails_before_any_request(provider: type[Provider]) -> None:
+    with raw_server() as server:
+        with pytest.raises(ModelNotSupportedError, match="does not support model 'gpt-9'"):
+            provider.create_completion("gpt-9", MESSAGES, base_url=server.url)
+        with pytest.raises(ValueError, match="gpt-9"):
+            provider.create_async_generator("gpt-9", MESSAGES, base_url=server.url)
+        assert server.requests == []
+
+
+def test_get_model_rule() -> None:
+    assert AI365VIP.get_model("") == "gpt-3.5-turbo"
+    assert AI365VIP.get_model("gpt-3.5-turbo") == "gpt-3.5-turbo-16k"
+    assert AI365VIP.get_model("gpt-4o") == "gpt-4o"
+    assert Aivvm.get_model("gpt-4-32k") == "gpt-4-32k"
+
+
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+def test_harness_keywords_never_reach_the_body(provider: type[Provider]) -> None:
+    with raw_server(reply(provider, [body_for(provider, ["ok"])])) as server:
+        list(
+            provider.create_completion(
+                "", MESSAGES, base_url=server.url, timeout=10, decoding="correct", proxy=None
+            )
+        )
+    body = server.requests[0].body
+    for word in (b"base_url", b"timeout", b"decoding", b"proxy"):
+        assert word not in body
+
+
+async def test_sync_adapter_called_from_a_running_loop_and_async_from_sync() -> None:
+    with raw_server(reply(CodeLinkAva, [body_for(CodeLinkAva, ["a", "b"])])) as server:
+        # create_completion of an async-native provider works even inside a running loop.
+        assert run_sync(CodeLinkAva, server.url) == ["a", "b"]
+    with raw_server(reply(Aivvm, [b"a", b"b"])) as server:
+        assert "".join(await run_async(Aivvm, server.url)) == "ab"
