@@ -87,7 +87,10 @@ def error_page(
         headers = (("Content-Type", "text/html; charset=UTF-8"), ("Server", "cloudflare"))
         return 403, headers, _cloudflare_page(host).encode("utf-8")
     body = {"error": {"code": "rate_limited", "message": "Too Many Requests"}}
-    headers = (("Content-Type", "application/json"), ("Retry-After", str(retry_after)))
+    headers = (
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("Retry-After", str(retry_after)),
+    )
     return 429, headers, json.dumps(body).encode("ascii")
 
 

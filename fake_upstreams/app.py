@@ -1,0 +1,255 @@
+"""The generic fake-upstream aiohttp app: one codec, its chat endpoint, scripts and a journal.
+
+A chat request goes through, in order: method (405) → body size (413) → content type (415) →
+``X-Tapedeck-Script`` header (400) → ``codec.parse_request`` (its own 4xx) → the response script
+→ :func:`~fake_upstreams.faults.send_reply`. Every rejection is JSON
+``{"error": {"code": ..., "message": ...}}`` with a 4xx; the only 5xx is ``fake_handler_error``,
+which means the harness itself is broken (the exception is kept in the journal for the test).
+
+Control endpoints, on every fake:
+
+- ``POST /__tapedeck__/script`` — a script dict (becomes the default, queue emptied) or
+  ``{"queue": [...], "default": {...}}``; ``GET`` shows the current scripts.
+- ``GET /__tapedeck__/journal`` — the journal as JSON; ``POST /__tapedeck__/reset`` — clear
+  scripts and journal.
+- Header ``X-Tapedeck-Script: <script JSON>`` on a chat request scripts that one reply. It does
+  not use up a queued script, and the codec never sees it (strict mode does not complain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
+
+from fake_upstreams.faults import client_gone, send_reply
+from fake_upstreams.journal import Journal, Verdict
+from fake_upstreams.reply import plan_reply
+from fake_upstreams.script import ResponseScript, ScriptQueue
+from providers.errors import InvalidRequestError
+from providers.wire.common import ReceivedRequest, UpstreamCodec
+
+Strictness = Literal["strict", "lenient"]
+CONTROL_PREFIX = "/__tapedeck__"
+SCRIPT_HEADER = "X-Tapedeck-Script"
+DEFAULT_MAX_BODY = 1024 * 1024
+
+
+@dataclass
+class FakeState:
+    """What a test can change on a running fake (shared with the server thread)."""
+
+    strictness: Strictness = "strict"
+    scripts: ScriptQueue = field(default_factory=ScriptQueue)
+    journal: Journal = field(default_factory=Journal)
+    #: Bodies above this many bytes get 413; read once, when the app is made.
+    max_body_size: int = DEFAULT_MAX_BODY
+
+    def __post_init__(self) -> None:
+        if self.strictness not in ("strict", "lenient"):
+            raise ValueError(f"strictness must be 'strict' or 'lenient', got {self.strictness!r}")
+
+    def reset(self) -> None:
+        """Forget scripts and journal (strictness stays)."""
+        self.scripts.reset()
+        self.journal.clear()
+
+
+STATE_KEY = web.AppKey("tapedeck_state", FakeState)
+CODEC_KEY = web.AppKey("tapedeck_codec", UpstreamCodec)
+
+
+def json_error(
+    status: int, code: str, message: str, *, field: str = "", headers: dict[str, str] | None = None
+) -> web.Response:
+    """The one error shape of every fake: ``{"error": {"code", "message"[, "field"]}}``."""
+    error = InvalidRequestError(message, status=status, code=code, field=field)
+    return web.json_response(error.to_json(), status=status, headers=headers)
+
+
+def make_app(
+    codec: UpstreamCodec,
+    state: FakeState | None = None,
+    *,
+    extra_routes: Iterable[web.AbstractRouteDef] = (),
+) -> web.Application:
+    """An app serving ``codec``'s chat endpoint, the control endpoints and ``extra_routes``.
+
+    Extra handlers find the state as ``request.app[STATE_KEY]`` and should answer errors with
+    :func:`json_error`.
+    """
+    state = state if state is not None else FakeState()
+    app = web.Application(client_max_size=state.max_body_size, middlewares=[_json_errors])
+    app[STATE_KEY] = state
+    app[CODEC_KEY] = codec
+    app.router.add_post(codec.chat_path, _chat)
+    app.router.add_routes(list(extra_routes))
+    app.router.add_post(f"{CONTROL_PREFIX}/script", _set_script)
+    app.router.add_get(f"{CONTROL_PREFIX}/script", _get_script)
+    app.router.add_get(f"{CONTROL_PREFIX}/journal", _get_journal)
+    app.router.add_post(f"{CONTROL_PREFIX}/reset", _reset)
+    return app
+
+
+def _raw_headers(request: web.BaseRequest) -> list[tuple[str, str]]:
+    return [
+        (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers
+    ]
+
+
+async def _chat(request: web.Request) -> web.StreamResponse:
+    state = request.app[STATE_KEY]
+    codec = request.app[CODEC_KEY]
+    journal = state.journal
+    index: int | None = None
+    try:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            index = journal.open(request.method, request.raw_path, _raw_headers(request), b"")
+            raise InvalidRequestError(
+                f"request body is larger than {state.max_body_size} bytes",
+                status=413,
+                code="body_too_large",
+            ) from None
+        index = journal.open(request.method, request.raw_path, _raw_headers(request), body)
+        _check_content_type(request)
+        override = _script_override(request)
+        headers = CIMultiDict(
+            (name, value)
+            for name, value in request.headers.items()
+            if name.lower() != "x-tapedeck-script"
+        )
+        received = ReceivedRequest(request.method, request.path, headers, body)
+        chat = codec.parse_request(received, strict=state.strictness == "strict")
+        script = override if override is not None else state.scripts.next()
+        reply = plan_reply(script, codec, chat)
+        journal.judge(index, Verdict(True, reply.status), chat=chat, script=script)
+        response, outcome = await send_reply(request, reply)
+        journal.finish(index, outcome)
+        return response
+    except InvalidRequestError as error:
+        if index is not None:
+            journal.judge(index, Verdict(False, error.status, error.code, str(error)))
+        return web.json_response(error.to_json(), status=error.status)
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when the client goes away (with handler_cancellation) and
+        # when the server shuts down with a reply still running.
+        if index is not None:
+            journal.finish(index, "client-disconnected" if client_gone(request) else "cancelled")
+        raise
+    except Exception as error:
+        return _handler_failed(request, index, error)
+
+
+def _handler_failed(
+    request: web.Request, index: int | None, error: Exception
+) -> web.StreamResponse:
+    journal = request.app[STATE_KEY].journal
+    if index is None:
+        index = journal.open(request.method, request.raw_path, _raw_headers(request), b"")
+    journal.fail(index, error)
+    if request.writer.output_size > 0:
+        # Part of a reply is out already: another status line would corrupt it, so just cut.
+        if request.transport is not None:
+            request.transport.abort()
+        return web.StreamResponse()
+    message = f"the fake's handler failed (a Tapedeck bug): {type(error).__name__}: {error}"
+    return json_error(500, "fake_handler_error", message)
+
+
+def _check_content_type(request: web.Request) -> None:
+    given = request.headers.get("Content-Type")
+    if given is None:
+        raise InvalidRequestError(
+            "missing Content-Type header (expected application/json)",
+            status=415,
+            code="unsupported_media_type",
+            field="content-type",
+        )
+    if request.content_type.lower() != "application/json":
+        raise InvalidRequestError(
+            f"Content-Type must be application/json, got {given!r}",
+            status=415,
+            code="unsupported_media_type",
+            field="content-type",
+        )
+
+
+def _script_override(request: web.Request) -> ResponseScript | None:
+    value = request.headers.get(SCRIPT_HEADER)
+    if value is None:
+        return None
+    try:
+        return ResponseScript.from_dict(json.loads(value))
+    except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise InvalidRequestError(
+            f"{SCRIPT_HEADER} header is not a valid script: {error}",
+            code="bad_script_header",
+            field=SCRIPT_HEADER,
+        ) from None
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn aiohttp's own 4xx (no route, wrong method, body too large) into the JSON shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code, message = _describe(request, error)
+        allow = error.headers.get("Allow")
+        if not request.path.startswith(CONTROL_PREFIX):
+            journal = request.app[STATE_KEY].journal
+            index = journal.open(request.method, request.raw_path, _raw_headers(request), b"")
+            journal.judge(index, Verdict(False, error.status, code, message))
+        return json_error(
+            error.status, code, message, headers=None if allow is None else {"Allow": allow}
+        )
+
+
+def _describe(request: web.Request, error: web.HTTPException) -> tuple[str, str]:
+    chat = f"{request.app[CODEC_KEY].name} serves POST {request.app[CODEC_KEY].chat_path}"
+    if error.status == 404:
+        return "not_found", f"no endpoint at {request.path}; {chat}"
+    if error.status == 405:
+        allow = error.headers.get("Allow", "")
+        return (
+            "method_not_allowed",
+            f"method {request.method} not allowed on {request.path}; use {allow}",
+        )
+    if error.status == 413:
+        return (
+            "body_too_large",
+            f"request body is larger than {request.app[STATE_KEY].max_body_size} bytes",
+        )
+    return "http_error", error.reason
+
+
+async def _set_script(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    try:
+        state.scripts.load(json.loads(await request.read()))
+    except (ValueError, RecursionError) as error:
+        return json_error(400, "bad_script", str(error))
+    return web.json_response({"ok": True, "scripts": state.scripts.to_dict()})
+
+
+async def _get_script(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE_KEY].scripts.to_dict())
+
+
+async def _get_journal(request: web.Request) -> web.Response:
+    return web.json_response(request.app[STATE_KEY].journal.to_json())
+
+
+async def _reset(request: web.Request) -> web.Response:
+    request.app[STATE_KEY].reset()
+    return web.json_response({"ok": True})
