@@ -192,6 +192,9 @@ def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]
             f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
             code="body_not_json",
         ) from None
+    except RecursionError:
+        # json.loads recurses per nesting level; a hostile body can exhaust the stack.
+        raise InvalidRequestError(f"{what} nests JSON too deeply", code="body_too_deep") from None
     if not isinstance(value, dict):
         raise InvalidRequestError(
             f"{what} must be a JSON object, got {type(value).__name__}", code="body_not_object"
