@@ -1,0 +1,297 @@
+"""Shared helpers for the adapter-against-its-fake test matrices (tests/test_fakes_*.py).
+
+Expected values here are written from PROTOCOLS.md by hand (header tables, request bodies) or
+computed with independent code (AES with the `cryptography` package), never with our codecs.
+
+Each test module owns a module-scoped fleet of the four real fakes (``running_fleet``) and an
+autouse guard (``guard_fakes``) that resets every fake before a test and, after it, waits for the
+fakes' handlers to finish and re-raises anything that went wrong inside them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from fake_upstreams.registry import build_fleet
+from fake_upstreams.server import FakeFleet, FakeServer
+from providers import PROVIDERS, Provider
+from providers.errors import TapedeckError
+
+Door = Literal["sync", "async"]
+DOORS: tuple[Door, ...] = ("sync", "async")
+NAMES = ("Aivvm", "AI365VIP", "GetGpt", "CodeLinkAva")
+RAW_TEXT = ("Aivvm", "AI365VIP")  # no framing, no end marker: the body is the text
+SSE = ("GetGpt", "CodeLinkAva")  # data: lines ending in data: [DONE]
+#: Providers whose original used requests (their async door runs the sync code in a thread).
+REQUESTS_BASED = ("Aivvm", "GetGpt")
+#: Providers whose original used aiohttp.
+AIOHTTP_BASED = ("AI365VIP", "CodeLinkAva")
+#: Chat endpoint per provider, from PROTOCOLS.md.
+CHAT_PATH = {
+    "Aivvm": "/api/chat",
+    "AI365VIP": "/api/chat",
+    "GetGpt": "/api/chat/stream",
+    "CodeLinkAva": "/api/chat",
+}
+#: What a good chat request is answered with.
+SUCCESS_STATUS = {"Aivvm": 200, "AI365VIP": 200, "GetGpt": 201, "CodeLinkAva": 200}
+#: The host each original talked to (named in the fakes' Cloudflare page).
+REAL_HOST = {
+    "Aivvm": "chat.aivvm.com",
+    "AI365VIP": "chat.ai365vip.com",
+    "GetGpt": "chat.getgpt.world",
+    "CodeLinkAva": "ava-alpha-api.codelink.io",
+}
+
+# -- browser headers, copied by hand from PROTOCOLS.md ---------------------------------------
+
+_UA_WIN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+BROWSER_HEADERS: Mapping[str, tuple[tuple[str, str], ...]] = {
+    "Aivvm": (
+        ("accept", "text/event-stream"),
+        ("accept-language", "en-US,en;q=0.9"),
+        ("sec-ch-ua", '"Chrome";v="117", "Not;A=Brand";v="8", "Chromium";v="117"'),
+        ("sec-ch-ua-mobile", "?0"),
+        ("sec-ch-ua-platform", '"Windows"'),
+        ("sec-fetch-dest", "empty"),
+        ("sec-fetch-mode", "cors"),
+        ("sec-fetch-site", "same-origin"),
+        ("sec-gpc", "1"),
+        ("referrer", "https://chat.aivvm.com/"),
+        ("user-agent", _UA_WIN + "Chrome/117.0.0.0 Safari/537.36"),
+    ),
+    "AI365VIP": (
+        ("accept", "*/*"),
+        ("accept-language", "en-US,en;q=0.9"),
+        ("origin", "https://chat.ai365vip.com"),
+        ("referer", "https://chat.ai365vip.com/en"),
+        ("sec-ch-ua", '"Chromium";v="127", "Not)A;Brand";v="99"'),
+        ("sec-ch-ua-arch", '"x86"'),
+        ("sec-ch-ua-bitness", '"64"'),
+        ("sec-ch-ua-full-version", '"127.0.6533.119"'),
+        (
+            "sec-ch-ua-full-version-list",
+            '"Chromium";v="127.0.6533.119", "Not)A;Brand";v="99.0.0.0"',
+        ),
+        ("sec-ch-ua-mobile", "?0"),
+        ("sec-ch-ua-model", '""'),
+        ("sec-ch-ua-platform", '"Linux"'),
+        ("sec-ch-ua-platform-version", '"4.19.276"'),
+        ("sec-fetch-dest", "empty"),
+        ("sec-fetch-mode", "cors"),
+        ("sec-fetch-site", "same-origin"),
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/127.0.0.0 Safari/537.36",
+        ),
+    ),
+    "GetGpt": (
+        ("Referer", "https://chat.getgpt.world/"),
+        ("user-agent", _UA_WIN + "Chrome/114.0.0.0 Safari/537.36"),
+    ),
+    "CodeLinkAva": (
+        ("User-Agent", _UA_WIN + "Chrome/116.0.0.0 Safari/537.36"),
+        ("Accept", "*/*"),
+        (
+            "Accept-language",
+            "en,fr-FR;q=0.9,fr;q=0.8,es-ES;q=0.7,es;q=0.6,en-US;q=0.5,am;q=0.4,de;q=0.3",
+        ),
+        ("Origin", "https://ava-ai-ef611.web.app"),
+        ("Referer", "https://ava-ai-ef611.web.app/"),
+        ("Sec-Fetch-Dest", "empty"),
+        ("Sec-Fetch-Mode", "cors"),
+        ("Sec-Fetch-Site", "same-origin"),
+    ),
+}
+JSON_CT = ("Content-Type", "application/json")
+
+# -- GetGpt's signature, built with the `cryptography` package -------------------------------
+
+KEY_CHARS = "0123456789abcdef"
+IV_CHARS = "fedcba9876543210"
+
+
+def aes_cbc(data: bytes, key: str = KEY_CHARS, iv: str = IV_CHARS) -> bytes:
+    """Raw AES-128-CBC of already padded ``data`` with ASCII key/IV characters."""
+    encryptor = Cipher(algorithms.AES(key.encode("latin-1")), modes.CBC(iv.encode())).encryptor()
+    return encryptor.update(data) + encryptor.finalize()
+
+
+def pkcs7(data: bytes) -> bytes:
+    """PKCS#7 padding to 16 bytes, written out here (1..16 bytes are always added)."""
+    count = 16 - len(data) % 16
+    return data + bytes([count]) * count
+
+
+def seal(plaintext: bytes, key: str = KEY_CHARS, iv: str = IV_CHARS) -> str:
+    """A GetGpt ``signature``: hex(AES-CBC(pkcs7(plaintext))) + key chars + IV chars."""
+    return aes_cbc(pkcs7(plaintext), key, iv).hex() + key + iv
+
+
+def unseal(signature: str) -> bytes:
+    """Decrypt a signature with the `cryptography` package (the fake's decryption is ours)."""
+    key, iv = signature[-32:-16].encode(), signature[-16:].encode()
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    padded = decryptor.update(bytes.fromhex(signature[:-32])) + decryptor.finalize()
+    assert 1 <= padded[-1] <= 16
+    assert padded.endswith(bytes([padded[-1]]) * padded[-1])
+    return padded[: -padded[-1]]
+
+
+# -- running the fakes -------------------------------------------------------------------------
+
+
+def running_fleet() -> Iterator[FakeFleet]:
+    """All four fakes on ephemeral ports, strict, in their own loop thread (for module fixtures)."""
+    with build_fleet(NAMES) as fleet:
+        yield fleet
+
+
+def settle(server: FakeServer, deadline: float = 2.0) -> None:
+    """Wait until no request is still being answered.
+
+    The journal's outcome is written by the fake after its last byte went out, which can be
+    after the client returned; and resetting a fake while a handler still runs corrupts the
+    journal (see test_reset_while_a_reply_runs_leaves_the_new_journal_alone).
+    """
+    end = time.monotonic() + deadline
+    while True:
+        pending = [e.index for e in server.state.journal.entries if e.outcome == "pending"]
+        if not pending:
+            return
+        if time.monotonic() > end:
+            raise AssertionError(
+                f"request(s) {pending} still being answered {deadline:g} s after the client "
+                "returned: a fake's handler did not notice its client was gone"
+            )
+        time.sleep(0.005)
+
+
+def guard_fakes(
+    fleet: FakeFleet, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """Reset every fake before a test; afterwards settle, re-raise handler errors, check logs.
+
+    For tests marked xfail the after-checks are skipped: the known bug may itself break them,
+    and an error in teardown would be reported as an error instead of the expected failure.
+    """
+    for server in fleet.values():
+        server.state.reset()
+        server.state.strictness = "strict"
+    yield
+    expected_to_fail = request.node.get_closest_marker("xfail") is not None
+    for server in fleet.values():
+        try:
+            settle(server)
+        except AssertionError:
+            if not expected_to_fail:
+                raise
+    if expected_to_fail:
+        return
+    for server in fleet.values():
+        server.state.journal.raise_errors()
+    tracebacks = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name.startswith("aiohttp") and record.levelno >= logging.ERROR
+    ]
+    assert not tracebacks, f"the fakes logged errors: {tracebacks}"
+
+
+# -- calling an adapter through one of its doors ----------------------------------------------
+
+
+def provider(name: str) -> type[Provider]:
+    return PROVIDERS[name]
+
+
+async def call(
+    name: str,
+    door: Door,
+    url: str,
+    messages: Sequence[Mapping[str, str]],
+    *,
+    model: str = "",
+    **kwargs: Any,
+) -> list[str]:
+    """Every piece one call yields, through ``create_completion`` or ``create_async_generator``."""
+    cls = provider(name)
+    if door == "sync":
+        return list(cls.create_completion(model, messages, base_url=url, **kwargs))
+    agen = cls.create_async_generator(model, messages, base_url=url, **kwargs)
+    return [piece async for piece in agen]
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """The call returns exactly this text (pieces joined; no ``None`` pieces)."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Raises:
+    """The call raises exactly this class (not a subclass), with these attributes if given."""
+
+    error: type[TapedeckError]
+    partial: str | None = None
+    status: int | None = None
+    retry_after: float | None = None
+    body_has: str = ""
+
+
+Outcome = Text | Raises
+#: Slack on top of a call's own timeout before "within a deadline" fails.
+DEADLINE_SLACK = 1.5
+
+
+async def assert_outcome(
+    expected: Outcome,
+    name: str,
+    door: Door,
+    url: str,
+    messages: Sequence[Mapping[str, str]],
+    *,
+    deadline: float = 5.0,
+    **kwargs: Any,
+) -> None:
+    """Run one call with ``timeout=deadline``; check its documented outcome and that it ended
+    within the deadline (plus scheduling slack). Any exception outside Tapedeck's hierarchy
+    propagates and fails the test."""
+    started = time.monotonic()
+    if isinstance(expected, Raises):
+        with pytest.raises(TapedeckError) as caught:
+            await call(name, door, url, messages, timeout=deadline, **kwargs)
+        _check_error(expected, caught.value)
+    else:
+        pieces = await call(name, door, url, messages, timeout=deadline, **kwargs)
+        assert None not in pieces
+        assert "".join(pieces) == expected.text
+    elapsed = time.monotonic() - started
+    assert elapsed < deadline + DEADLINE_SLACK, f"took {elapsed:.2f} s (deadline {deadline:g} s)"
+
+
+def _check_error(expected: Raises, error: TapedeckError) -> None:
+    assert type(error) is expected.error, f"expected {expected.error.__name__}, got {error!r}"
+    if expected.partial is not None:
+        assert getattr(error, "partial", None) == expected.partial
+    if expected.status is not None:
+        assert getattr(error, "status", None) == expected.status
+    if expected.retry_after is not None:
+        assert getattr(error, "retry_after", None) == expected.retry_after
+    if expected.body_has:
+        assert expected.body_has in str(getattr(error, "body_excerpt", ""))
+
+
+def json_body(data: object) -> bytes:
+    """JSON the way the originals serialised it (Python's default separators, ASCII escapes)."""
+    return json.dumps(data).encode("ascii")
