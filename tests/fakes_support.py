@@ -246,6 +246,7 @@ class Raises:
     partial: str | None = None
     status: int | None = None
     retry_after: float | None = None
+    body: str | None = None
     body_has: str = ""
 
 
@@ -288,6 +289,8 @@ def _check_error(expected: Raises, error: TapedeckError) -> None:
         assert getattr(error, "status", None) == expected.status
     if expected.retry_after is not None:
         assert getattr(error, "retry_after", None) == expected.retry_after
+    if expected.body is not None:
+        assert getattr(error, "body_excerpt", None) == expected.body
     if expected.body_has:
         assert expected.body_has in str(getattr(error, "body_excerpt", ""))
 
