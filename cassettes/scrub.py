@@ -151,11 +151,12 @@ class _Scrubber:
         headers = self.headers(response.headers)
         body, chunks = self.body(response.body, response.chunks)
         headers = self.echoes_in_headers(headers)
+        reason = self.echoes_in_text(self.text(response.reason))
         if body != response.body:
             headers = _fix_length(headers, len(body))
-        if headers == response.headers and body == response.body:
+        if headers == response.headers and body == response.body and reason == response.reason:
             return response
-        return replace(response, headers=headers, body=body, chunks=chunks)
+        return replace(response, reason=reason, headers=headers, body=body, chunks=chunks)
 
     def headers(self, headers: Headers) -> Headers:
         result: Headers = {}
@@ -182,7 +183,7 @@ class _Scrubber:
         if password:
             self.found.add(password)
             head = head.replace(f":{password}@", f":{quote(self.policy.replacement)}@", 1)
-        return head + question + self.pairs(query) + hash_ + fragment
+        return self.text(head) + question + self.pairs(query) + hash_ + self.text(fragment)
 
     def pairs(self, query: str) -> str:
         parts = query.split("&")
