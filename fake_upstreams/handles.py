@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, get_args
 
@@ -31,6 +32,9 @@ from providers.errors import FakeUpstreamError
 from providers.wire.common import Framing
 
 STRICTNESS_LEVELS: tuple[Strictness, ...] = get_args(Strictness)
+#: How long the fixtures wait for replies still being finished before judging or resetting.
+SETTLE_SECONDS = 2.0
+_POLL = 0.005
 ScriptLike = ResponseScript | Mapping[str, Any]
 
 
@@ -99,6 +103,23 @@ class FakeHandle:
         self.state.scripts.push(*loaded)
         return loaded
 
+    def busy(self) -> bool:
+        """True while a request is still being handled (its journal outcome is "pending")."""
+        return any(entry.outcome == "pending" for entry in self.state.journal.entries)
+
+    def settle(self, timeout: float = SETTLE_SECONDS) -> bool:
+        """Wait until no request is being handled; False if ``timeout`` passed first.
+
+        A client can have its whole reply while the handler has yet to record the outcome; a
+        journal cleared in between would get that late update in the next test's entries.
+        """
+        deadline = time.monotonic() + timeout
+        while self.busy():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL)
+        return True
+
     def reset(self) -> None:
         """Forget scripts and journal and go back to the default strictness."""
         self.state.reset()
@@ -165,6 +186,14 @@ class FakeUpstreams(Mapping[str, FakeHandle]):
     @property
     def urls(self) -> dict[str, str]:
         return {name: handle.url for name, handle in self._handles.items()}
+
+    def settle(self, timeout: float = SETTLE_SECONDS) -> bool:
+        """Wait (``timeout`` in all) until no fake is handling a request."""
+        deadline = time.monotonic() + timeout
+        return all(
+            handle.settle(max(0.0, deadline - time.monotonic()))
+            for handle in self._handles.values()
+        )
 
     def reset(self) -> None:
         for handle in self._handles.values():

@@ -20,10 +20,11 @@ Fixtures:
 
 The four servers start once per session (per xdist worker) on ephemeral loopback ports, in a
 loop thread of their own, so sync and async tests use them alike. Before each test the fakes
-forget their scripts and journal and go back to the default strictness; after the test, an
+forget their scripts and journal and go back to the default strictness. After the test, an
 exception raised inside a fake's handler fails that test as a
-:class:`~providers.errors.FakeUpstreamError` (chained to the original), rather than showing up only
-as an unexplained 500. Nothing is written to disk, so parallel workers cannot collide.
+:class:`~providers.errors.FakeUpstreamError` (chained to the original), rather than showing up
+only as an unexplained 500. Both steps first wait (2 s at most) for handlers still recording a
+reply whose client already has it. Nothing is written to disk, so parallel workers cannot collide.
 """
 
 from __future__ import annotations
@@ -94,14 +95,17 @@ def fake_upstreams(
             for name, server in tapedeck_fleet.items()
         }
     )
+    fakes.settle()
     fakes.reset()
     request.node.stash[_ACTIVE] = fakes
     try:
         yield fakes
         # Errors from requests made after the test body (other fixtures' teardown) end up here.
+        fakes.settle()
         fakes.raise_new_errors()
     finally:
         del request.node.stash[_ACTIVE]
+        fakes.settle()
         fakes.reset()
 
 
@@ -146,11 +150,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
         fakes = item.stash.get(_ACTIVE, None)
         if fakes is not None:
             try:
+                fakes.settle()
                 fakes.raise_new_errors()
             except FakeUpstreamError as handler_error:
                 error.add_note(f"Meanwhile, in a fake upstream: {handler_error}")
         raise
     fakes = item.stash.get(_ACTIVE, None)
     if fakes is not None:
+        fakes.settle()  # a handler may still be recording a reply its client already has
         fakes.raise_new_errors()
     return result

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from typing import Any
+
 import pytest
+import requests
 
 from fake_upstreams.chunking import ChunkPlan
 from fake_upstreams.handles import FakeHandle, FakeUpstreams, check_strictness, to_script
@@ -247,3 +252,25 @@ def test_raise_new_errors_reports_each_error_once(fake_aivvm: FakeHandle) -> Non
     assert any("Aivvm fake" in note for note in caught.value.__notes__)
     fake_aivvm.raise_new_errors()  # already reported: quiet
     fake_aivvm.reset()
+
+
+def test_settle_waits_for_a_reply_still_running(fake_aivvm: FakeHandle) -> None:
+    fake_aivvm.strictness = "lenient"
+    fake_aivvm.script(text="late", first_byte_delay=0.3)
+    messages = [{"role": "user", "content": "x"}]
+    body: dict[str, Any] = {"model": {"id": "gpt-4"}, "messages": messages, "key": "", "prompt": ""}
+    body["temperature"] = 0.7
+    call = threading.Thread(
+        target=requests.post, args=(fake_aivvm.url + "/api/chat",), kwargs={"json": body}
+    )
+    call.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not fake_aivvm.busy() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert fake_aivvm.busy()
+        assert fake_aivvm.settle(timeout=0.01) is False
+        assert fake_aivvm.settle(timeout=5) is True
+        assert [entry.outcome for entry in fake_aivvm.journal] == ["completed"]
+    finally:
+        call.join(5)
