@@ -39,7 +39,7 @@ TEXTS = (
     | st.text(min_size=20, max_size=80)
     | st.text(alphabet=_DENSE + "\\", max_size=40)
 )
-_NOT_BACKSLASH = st.characters(exclude_characters="\\")
+_NOT_BACKSLASH = st.characters(codec="utf-8", exclude_characters="\\")
 NO_BACKSLASH = (
     st.text(alphabet=_NOT_BACKSLASH, max_size=40)
     | st.text(alphabet=_NOT_BACKSLASH, min_size=20, max_size=60)
