@@ -16,16 +16,14 @@ field), because the loader is on the hot path of every replay.
 
 from __future__ import annotations
 
-import re
-from itertools import repeat
 from typing import Any, NoReturn
 
+from cassettes.chunks import ChunkPlan
 from cassettes.model import (
     FORMAT_VERSION,
     SOURCES,
     VCR_FORMAT_VERSION,
     Cassette,
-    Chunk,
     Headers,
     Interaction,
     Provenance,
@@ -38,8 +36,6 @@ _TOP_KEYS = ("version", "tapedeck", "interactions")
 _REQUEST_KEYS = frozenset({"method", "uri", "headers", "body"})
 _RESPONSE_KEYS = ("status", "headers", "body", "chunks")
 _PROVENANCE_KEYS = ("target_url", "recorded_at", "tool_version", "source")
-# One chunk is "<bytes>@<milliseconds>"; repr() of a finite float never needs more than this.
-_CHUNK_PLAN = re.compile(r"\s*(?:[0-9]+@[0-9]+(?:\.[0-9]+)?(?:e[-+]?[0-9]+)?(?:\s+|\Z))*")
 
 
 def _fail(where: str, problem: str) -> NoReturn:
@@ -165,29 +161,18 @@ def _body(raw: Any, where: str, side: str, *, none_ok: bool) -> bytes | None:
     _fail(where, f"{side} body must be text or !!binary, got {type(raw).__name__}")
 
 
-def _chunks(raw: Any, body_length: int, where: str) -> tuple[Chunk, ...]:
-    if raw is None:
-        # A cassette vcrpy wrote: all we know is that the body arrived, so say "at once".
-        return (Chunk(body_length, 0.0),) if body_length else ()
-    if type(raw) is str:
-        if not _CHUNK_PLAN.fullmatch(raw):
-            _fail(where, "response.chunks must read like '12@0.0 30@1.5' (bytes@milliseconds)")
-        numbers = raw.replace("@", " ").split()
-        # Built without running any Python code per chunk: tuple.__new__ on the named tuple class.
-        pairs = zip(map(int, numbers[0::2]), map(float, numbers[1::2]), strict=True)
-        return tuple(map(tuple.__new__, repeat(Chunk), pairs))
-    if type(raw) is not list:
-        _fail(where, "response.chunks must be a list of [size, offset_ms] pairs or a plan text")
+def _chunks(raw: Any, body_length: int, where: str) -> ChunkPlan:
     try:
-        return tuple([Chunk(size, offset) for size, offset in raw])
-    except (TypeError, ValueError):
-        _fail(where, "response.chunks must be a list of [size, offset_ms] pairs")
-
-
-def chunk_plan_text(chunks: tuple[Chunk, ...]) -> str:
-    """``12@0.0 30@1.5``: each chunk's size in bytes and arrival offset in ms, in order."""
-    # "+ 0.0" turns -0.0 (a valid, equal offset) into 0.0, which the plan syntax can spell.
-    return " ".join([f"{c.size}@{float(c.offset_ms) + 0.0!r}" for c in chunks])
+        if raw is None:
+            # A cassette vcrpy wrote: all we know is that the body arrived, so say "at once".
+            return ChunkPlan.from_sizes([body_length] if body_length else [])
+        if type(raw) is str:
+            return ChunkPlan.parse(raw, body_length)
+        if type(raw) is list and all(type(p) is list and len(p) == 2 for p in raw):
+            return ChunkPlan.checked(body_length, [p[0] for p in raw], [p[1] for p in raw])
+    except CassetteFormatError as exc:
+        _fail(where, f"response.chunks: {exc}")
+    _fail(where, "response.chunks must be a plan like '12@0.0 30@1.5' or [size, offset_ms] pairs")
 
 
 def cassette_to_document(cassette: Cassette) -> dict[str, Any]:
@@ -213,7 +198,7 @@ def _interaction_document(interaction: Interaction) -> dict[str, Any]:
         "status": {"code": response.status, "message": response.reason},
         "headers": response.headers,
         "body": {"string": _text_or_bytes(response.body)},
-        "chunks": chunk_plan_text(response.chunks),
+        "chunks": response.plan.text(),
     }
     response_doc.update((k, v) for k, v in response.extra.items() if k not in _RESPONSE_KEYS)
     document: dict[str, Any] = {

@@ -12,14 +12,31 @@ saving never has to convert them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from cassettes.chunks import Chunk, ChunkPlan
 from providers.errors import CassetteFormatError
+
+__all__ = [
+    "FORMAT_VERSION",
+    "SOURCES",
+    "VCR_FORMAT_VERSION",
+    "Cassette",
+    "Chunk",
+    "ChunkPlan",
+    "Headers",
+    "Interaction",
+    "Provenance",
+    "RecordedRequest",
+    "RecordedResponse",
+    "Source",
+    "chunks_from_sizes",
+    "first_header",
+]
 
 #: Version of the ``tapedeck:`` block. Bump it when a reader of the old format would misread a
 #: new file; readers refuse formats newer than their own.
@@ -30,17 +47,6 @@ VCR_FORMAT_VERSION = 1
 Source = Literal["live", "fake"]
 SOURCES: tuple[Source, ...] = ("live", "fake")
 Headers = dict[str, list[str]]
-
-
-class Chunk(NamedTuple):
-    """One piece of a streamed body: ``size`` bytes that arrived ``offset_ms`` after the request.
-
-    A named tuple rather than a dataclass: a long stream has hundreds of chunks per response, and
-    tuples can be built and checked in bulk at C speed when a cassette loads.
-    """
-
-    size: int
-    offset_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +102,20 @@ class RecordedResponse:
     reason: str
     headers: Headers
     body: bytes
-    chunks: tuple[Chunk, ...]
+    chunks: Sequence[Chunk]
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        check_chunks(len(self.body), self.chunks)
+        # Any sequence of chunks is accepted; it is kept as a ChunkPlan, checked against the body.
+        if not isinstance(self.chunks, ChunkPlan):
+            object.__setattr__(self, "chunks", ChunkPlan(self.chunks))
+        self.plan.check(len(self.body))
+
+    @property
+    def plan(self) -> ChunkPlan:
+        """The chunks as a :class:`ChunkPlan` (sizes, offsets, text form)."""
+        assert isinstance(self.chunks, ChunkPlan)  # __post_init__ made sure
+        return self.chunks
 
     @classmethod
     def whole(
@@ -114,9 +129,9 @@ class RecordedResponse:
         """The body cut at the recorded chunk boundaries, in order."""
         view = memoryview(self.body)
         start = 0
-        for chunk in self.chunks:
-            yield bytes(view[start : start + chunk.size])
-            start += chunk.size
+        for size in self.plan.sizes:
+            yield bytes(view[start : start + size])
+            start += size
 
     def header(self, name: str) -> str | None:
         """First value of a header, name compared case-insensitively."""
@@ -149,56 +164,9 @@ class Cassette:
         return Cassette((*self.interactions, *interactions), self.provenance, self.extra)
 
 
-def chunks_from_sizes(
-    sizes: Sequence[int], offsets_ms: Sequence[float] | None = None
-) -> tuple[Chunk, ...]:
-    """Chunks for the given sizes; offsets default to 0 (everything at once)."""
-    if offsets_ms is None:
-        offsets_ms = [0.0] * len(sizes)
-    if len(offsets_ms) != len(sizes):
-        raise CassetteFormatError(f"{len(sizes)} chunk sizes but {len(offsets_ms)} offsets")
-    return tuple(Chunk(size, float(offset)) for size, offset in zip(sizes, offsets_ms, strict=True))
-
-
-def check_chunks(body_length: int, chunks: Sequence[Chunk]) -> None:
-    """Raise :class:`CassetteFormatError` unless ``chunks`` is a valid plan for the body.
-
-    Valid: every size a positive int (a zero-length write would end a chunked body), offsets
-    finite, non-negative and non-decreasing, sizes adding up to exactly ``body_length``.
-    """
-    if not chunks:
-        if body_length:
-            raise CassetteFormatError(f"no chunks, but the body has {body_length} bytes")
-        return
-    # Whole-list checks run in C; the slow loop below only runs to explain a failure.
-    sizes, offsets = zip(*chunks, strict=True)
-    if (
-        set(map(type, sizes)) == {int}
-        and min(sizes) > 0
-        and set(map(type, offsets)) <= {int, float}
-        and all(map(math.isfinite, offsets))
-        and offsets[0] >= 0
-        and list(offsets) == sorted(offsets)
-        and sum(sizes) == body_length
-    ):
-        return
-    _explain_bad_chunks(body_length, chunks)
-
-
-def _explain_bad_chunks(body_length: int, chunks: Sequence[Chunk]) -> None:
-    total = 0
-    last = 0.0
-    for number, (size, offset) in enumerate(chunks):
-        if type(size) is not int or size <= 0:
-            raise CassetteFormatError(f"chunk {number}: size must be a positive int, got {size!r}")
-        if type(offset) not in (float, int) or not (math.isfinite(offset) and offset >= last):
-            raise CassetteFormatError(
-                f"chunk {number}: offset_ms must be finite and not before the previous chunk "
-                f"({last!r}), got {offset!r}"
-            )
-        total += size
-        last = offset
-    raise CassetteFormatError(f"chunk sizes add up to {total} bytes but the body has {body_length}")
+def chunks_from_sizes(sizes: Sequence[int], offsets_ms: Sequence[float] | None = None) -> ChunkPlan:
+    """A chunk plan for the given sizes; offsets default to 0 (everything at once)."""
+    return ChunkPlan.from_sizes(sizes, offsets_ms)
 
 
 def first_header(headers: Headers, name: str) -> str | None:

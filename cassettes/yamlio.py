@@ -1,8 +1,11 @@
 """Cassette files on disk: safe and fast YAML loading, atomic saving.
 
 The file is a vcrpy cassette (``version: 1``, ``interactions``, each response's whole body in
-``body.string``) with two additions vcrpy ignores and keeps: a top-level ``tapedeck:`` block
-(format version and provenance) and, in each response, ``chunks:`` — ``[size, offset_ms]`` pairs.
+``body.string``) with two additions: a top-level ``tapedeck:`` block (format version and
+provenance), which vcrpy ignores, and in each response ``chunks:``, which vcrpy keeps. The chunk
+plan is one line of text, ``12@0.0 30@1.5`` (bytes @ milliseconds after the request): a YAML list
+of ``[size, offset_ms]`` pairs costs three nodes per chunk and made loading four times slower on
+streamed answers, so pairs are read but never written. See :mod:`cassettes.document`.
 
 Loading never constructs anything but plain data. The document is composed into nodes by
 libyaml (``CSafeLoader``'s parser, the pure-Python one without libyaml), every tag is checked

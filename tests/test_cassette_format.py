@@ -7,11 +7,13 @@ never from the code under test.
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from cassettes import yamlio
+from cassettes.chunks import ChunkPlan
 from cassettes.model import (
     FORMAT_VERSION,
     Cassette,
@@ -49,7 +52,7 @@ bodies = st.binary(max_size=64) | text_bodies
 
 
 @st.composite
-def chunk_plans(draw: st.DrawFn, *, length: int) -> tuple[Chunk, ...]:
+def chunk_plans(draw: st.DrawFn, *, length: int) -> Sequence[Chunk]:
     """A random cut of ``length`` bytes with non-decreasing offsets."""
     if length == 0:
         return ()
@@ -206,6 +209,37 @@ def test_odd_but_valid_offsets_survive() -> None:
     response = RecordedResponse(200, "OK", {}, b"abcd", chunks)
     cassette = Cassette((Interaction(RecordedRequest("GET", "http://127.0.0.1/"), response),))
     assert yamlio.loads(yamlio.dumps(cassette)).interactions[0].response.chunks == chunks
+
+
+def test_a_long_chunk_plan_folded_over_many_lines_survives() -> None:
+    body = bytes(range(256)) * 8
+    chunks = chunks_from_sizes([4] * 512, [n * 0.125 for n in range(512)])
+    response = RecordedResponse(200, "OK", {}, body, chunks)
+    cassette = Cassette((Interaction(RecordedRequest("GET", "http://127.0.0.1/"), response),))
+    text = yamlio.dumps(cassette)
+    assert max(len(line) for line in text.splitlines()) <= 130
+    assert yamlio.loads(text).interactions[0].response.chunks == chunks
+
+
+def test_a_chunk_plan_is_a_sequence_of_chunks() -> None:
+    plan = ChunkPlan.from_sizes([2, 3], [0, 1.5])
+    assert plan == (Chunk(2, 0.0), Chunk(3, 1.5))
+    assert plan == [(2, 0.0), (3, 1.5)]
+    assert plan != (Chunk(2, 0.0),)
+    assert plan[1] == Chunk(3, 1.5)
+    assert plan[1:] == (Chunk(3, 1.5),)
+    assert list(plan) == [Chunk(2, 0.0), Chunk(3, 1.5)]
+    assert hash(plan) == hash(ChunkPlan([Chunk(2, 0.0), Chunk(3, 1.5)]))
+    assert pickle.loads(pickle.dumps(plan)) == plan
+    assert plan.text() == "2@0.0 3@1.5"
+    assert ChunkPlan.parse(plan.text(), 5) == plan
+    assert (plan.sizes, plan.offsets_ms) == ((2, 3), (0.0, 1.5))
+
+
+@pytest.mark.parametrize("text", ["2@0 3", "2@0@1 3@1", "@", "2@x 3@1", "2@0 3@1 extra"])
+def test_a_chunk_plan_text_that_does_not_parse_is_a_format_error(text: str) -> None:
+    with pytest.raises(CassetteFormatError, match="bytes@milliseconds"):
+        ChunkPlan.parse(text, 5)
 
 
 def test_chunks_may_also_be_written_as_pairs() -> None:

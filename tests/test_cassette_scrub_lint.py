@@ -7,6 +7,7 @@ be in the file if scrubbing let it through.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ plain_text = st.text(st.characters(codec="utf-8", exclude_characters="Q"), max_s
 
 
 @st.composite
-def cut(draw: st.DrawFn, body: bytes) -> tuple[Chunk, ...]:
+def cut(draw: st.DrawFn, body: bytes) -> Sequence[Chunk]:
     if not body:
         return ()
     cuts = sorted(draw(st.sets(st.integers(1, max(1, len(body) - 1)), max_size=6)) - {len(body)})
