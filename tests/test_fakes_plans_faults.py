@@ -18,19 +18,21 @@ in the table is the correct one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 import pytest
 
-from fake_upstreams.chunking import ChunkPlan
-from fake_upstreams.faults import Fault
-from fake_upstreams.script import ResponseScript
+from fake_upstreams.chunking import CHUNK_KINDS, ChunkPlan
+from fake_upstreams.faults import FAULT_KINDS, Fault
+from fake_upstreams.script import DONE_MODES, HTTP_ERROR_KINDS, ResponseScript
 from fake_upstreams.server import FakeFleet
 from providers.errors import (
     AccessDeniedError,
     ConnectError,
+    MalformedReplyError,
     RateLimitedError,
     StreamResetError,
     TapedeckError,
@@ -186,6 +188,11 @@ FRAMING_CASES = {
             )
         ),
         _same(Text(WORDS)),
+    ),
+    # An upstream that is not UTF-8 at all: a decoding error, never mojibake.
+    "latin-1-body": Case(
+        ResponseScript(text="Grüße, café", framing=Framing(text_encoding="latin-1")),
+        _same(Raises(MalformedReplyError)),
     ),
     "all-at-once-every-byte": Case(
         ResponseScript(
@@ -358,6 +365,20 @@ FAULT_CASES = {
 @pytest.mark.parametrize(("case", "name", "door"), _params(FAULT_CASES))
 async def test_fault(fleet: FakeFleet, case: Case, name: str, door: Door) -> None:
     await _check(fleet, case, name, door)
+
+
+def test_the_tables_cover_every_plan_fault_error_and_framing_option() -> None:
+    # A new kind in the fakes must get a documented outcome here before this passes again.
+    assert {plan.kind for plan in PLANS.values()} == set(CHUNK_KINDS)
+    faults = {case.script.fault.kind for case in FAULT_CASES.values() if case.script.fault}
+    assert faults == set(FAULT_KINDS)
+    assert {case.script.http_error for case in HTTP_ERROR_CASES.values()} == set(HTTP_ERROR_KINDS)
+    framings = [case.script.framing for case in FRAMING_CASES.values()]
+    assert {framing.done for framing in framings} == set(DONE_MODES)
+    default = Framing()
+    for option in dataclasses.fields(Framing):
+        changed = [f for f in framings if getattr(f, option.name) != getattr(default, option.name)]
+        assert changed, f"no framing case sets {option.name}"
 
 
 # -- a slow reader must still get every byte the server sent -------------------------------------
