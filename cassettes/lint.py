@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from cassettes import yamlio
+from cassettes import safeyaml
 from cassettes.scrub import DEFAULT_POLICY, SECRET_VALUE_PATTERNS, ScrubPolicy, json_spans
 from providers.errors import CassetteFormatError
 
@@ -77,13 +77,13 @@ def lint_bytes(
     """Findings for cassette text, sorted by line."""
     linter = _Linter(path, policy)
     try:
-        root = yamlio.compose(data, path)
+        root = safeyaml.compose(data, path)
     except CassetteFormatError as exc:
         linter.add(1, "not-yaml", str(exc))
         linter.patterns(data, 1)
     else:
         if root is not None:
-            for tag, line in yamlio.unsafe_tags(root):
+            for tag, line in safeyaml.unsafe_tags(root):
                 linter.add(line, "unsafe-tag", f"YAML tag {tag} could run code when loaded")
             linter.walk(root, ())
     return sorted(set(linter.findings))

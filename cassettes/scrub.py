@@ -1,15 +1,9 @@
 """Scrubbing: secrets are replaced before an interaction reaches a cassette.
 
-What counts as a secret:
-
-- a header, query parameter or JSON field whose *name* looks like one: ``Authorization``,
-  ``Cookie``, ``Set-Cookie``, ``Proxy-Authorization`` always, and any name containing a word like
-  key, token, secret, password, session, auth, cookie or csrf (``X-Api-Key``, ``access_token``,
-  ``PHPSESSID``), unless its last word says it is a count or a kind (``max_tokens`` and
-  ``tokenLimit`` are not secrets); plus names the policy adds;
-- anywhere, a *value* that looks like one: ``Bearer <token>``, ``sk-...`` API keys, JWTs;
-- anywhere else in the same request or response, a value already found by the two rules above
-  (a token echoed in an error message), when it is at least 6 characters long.
+Secrets are what :mod:`cassettes.scrub_policy` says: values of secret-named headers, query
+parameters and JSON fields, and secret-looking values anywhere; then, anywhere else in the same
+request or response, a secret already found (a token echoed in an error message) when it is at
+least 6 characters long.
 
 Only non-empty strings are replaced (``"key": ""`` and ``"max_tokens": 4000`` stay as they are,
 so bodies still match). JSON is edited in place where possible, so formatting and key order
@@ -23,9 +17,8 @@ again (as the replay index does before computing its key) gives exactly the stor
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
 
@@ -38,59 +31,27 @@ from cassettes.model import (
     RecordedRequest,
     RecordedResponse,
 )
+from cassettes.scrub_policy import (
+    ALWAYS_SECRET_HEADERS,
+    DEFAULT_POLICY,
+    SCRUBBED,
+    SECRET_VALUE_PATTERNS,
+    ScrubPolicy,
+)
 
-SCRUBBED = "<scrubbed>"
-#: Headers that are secrets whatever the heuristics say.
-ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
-_SECRET_WORDS = frozenset(
-    {"key", "token", "secret", "password", "passwd", "pwd", "session", "auth", "authorization"}
-    | {"credential", "credentials", "cookie", "jwt", "bearer", "csrf", "xsrf", "sid", "otp"}
-)
-# Glued words: apikey, accesstoken, phpsessid, clientsecret ...
-_SECRET_SUFFIXES = ("apikey", "token", "secret", "sessid", "sessionid", "password", "passwd")
-# A last word that makes the name describe a secret rather than hold one.
-_QUALIFIERS = frozenset(
-    {"limit", "limits", "count", "length", "len", "size", "max", "min", "type", "types", "name"}
-    | {"expires", "expiry", "ttl", "usage", "used", "format", "url", "uri", "endpoint"}
-)
-_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
-#: Values that are secrets wherever they appear; the group "secret" is the part replaced.
-SECRET_VALUE_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
-    ("bearer-token", re.compile(rb"(?i:bearer)\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,})")),
-    ("sk-key", re.compile(rb"(?<![A-Za-z0-9])(?P<secret>sk-[A-Za-z0-9_-]{16,})")),
-    ("jwt", re.compile(rb"(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+)")),
-)
 _MIN_ECHO = 6  # shorter values are replaced where found, but not hunted elsewhere
-
-
-@dataclass(frozen=True)
-class ScrubPolicy:
-    """What to scrub. ``extra_names`` adds names (any case); ``keep_names`` exempts names."""
-
-    extra_names: frozenset[str] = frozenset()
-    keep_names: frozenset[str] = frozenset()
-    replacement: str = SCRUBBED
-    scrub_values: bool = True
-
-    @classmethod
-    def with_names(cls, *names: str, keep: Sequence[str] = ()) -> ScrubPolicy:
-        """A policy adding ``names`` and exempting ``keep``."""
-        return cls(frozenset(n.lower() for n in names), frozenset(k.lower() for k in keep))
-
-    def is_secret_name(self, name: str) -> bool:
-        """Whether a header, query parameter or JSON field of this name holds a secret."""
-        lowered = name.lower()
-        if lowered in self.keep_names:
-            return False
-        if lowered in ALWAYS_SECRET_HEADERS or lowered in self.extra_names:
-            return True
-        words = [word.lower() for word in _WORDS.findall(name)]
-        if not words or words[-1] in _QUALIFIERS:
-            return False
-        return any(w in _SECRET_WORDS or w.endswith(_SECRET_SUFFIXES) for w in words)
-
-
-DEFAULT_POLICY = ScrubPolicy()
+__all__ = [
+    "ALWAYS_SECRET_HEADERS",
+    "DEFAULT_POLICY",
+    "SCRUBBED",
+    "SECRET_VALUE_PATTERNS",
+    "ScrubPolicy",
+    "json_spans",
+    "scrub_cassette",
+    "scrub_interaction",
+    "scrub_request",
+    "scrub_response",
+]
 
 
 def scrub_cassette(cassette: Cassette, policy: ScrubPolicy = DEFAULT_POLICY) -> Cassette:

@@ -1,275 +1,45 @@
-"""Cassette files on disk: safe and fast YAML loading, atomic saving.
+"""Cassette files on disk: load, save atomically.
 
 The file is a vcrpy cassette (``version: 1``, ``interactions``, each response's whole body in
 ``body.string``) with two additions: a top-level ``tapedeck:`` block (format version and
 provenance), which vcrpy ignores, and in each response ``chunks:``, which vcrpy keeps. The chunk
 plan is one line of text, ``12@0.0 30@1.5`` (bytes @ milliseconds after the request): a YAML list
-of ``[size, offset_ms]`` pairs costs three nodes per chunk and made loading four times slower on
-streamed answers, so pairs are read but never written. See :mod:`cassettes.document`.
+of ``[size, offset_ms]`` pairs costs three nodes per chunk and made loading several times slower
+on streamed answers, so pairs are read but never written. The document shape is checked in
+:mod:`cassettes.document`; the YAML itself is read by :mod:`cassettes.safeyaml`.
 
-Loading never constructs anything but plain data. The document is composed into nodes by
-libyaml (``CSafeLoader``'s parser, the pure-Python one without libyaml), every tag is checked
-against the standard YAML types before anything is built, and the nodes are turned into Python
-values by a small walker that is several times faster than PyYAML's generic constructor. That is
-what keeps loading cheaper than vcrpy's loader on the same file: the parse is the same C code, the
-construction is not.
+The file is plain ASCII (non-ASCII text is escaped), because vcrpy opens cassettes in the
+platform's default encoding, which is not UTF-8 everywhere.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import gc
 import os
-import re
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from yaml.resolver import Resolver
 
 from cassettes.document import cassette_to_document, document_to_cassette
 from cassettes.model import Cassette
-from providers.errors import CassetteFormatError, UnsafeCassetteError
+from cassettes.safeyaml import gc_paused, load_data
 
-_T = "tag:yaml.org,2002:"
-_STR, _INT, _FLOAT, _BOOL, _NULL = _T + "str", _T + "int", _T + "float", _T + "bool", _T + "null"
-_BINARY, _MAP, _SEQ, _MERGE, _VALUE = (
-    _T + "binary",
-    _T + "map",
-    _T + "seq",
-    _T + "merge",
-    _T + "value",
-)
-#: Tags that only ever build plain data. Everything else (``!!python/*``, local ``!tags``) is
-#: refused: Tapedeck itself writes no tag but ``!!binary``.
-SAFE_TAGS = frozenset(
-    {_STR, _INT, _FLOAT, _BOOL, _NULL, _BINARY, _MAP, _SEQ, _MERGE, _VALUE}
-    | {_T + name for name in ("timestamp", "set", "omap", "pairs")}
-)
-
-# A tag token starts with "!" right after a blank, a line break, a flow indicator or the start
-# of the stream. Any such "!" other than "!!binary" sends the document through the full tag check
-# *before* construction; the construction walk checks every tag again, so a miss here could only
-# make the error come later, never let an unsafe tag through. Bytes \x85, \xa8, \xa9 and \xbf end
-# the UTF-8 line breaks NEL, LS, PS and the BOM.
-_TAG_PRECEDERS = frozenset(b" \t\r\n\x00\x85\xa8\xa9\xbf[]{},:?-")
-_BINARY_TAG = re.compile(rb"!!binary[ \t\r\n,\]}]")
-
-
-def _may_hold_tags(data: bytes) -> bool:
-    # bytes.find is far cheaper than a regex with a look-behind over megabytes of bodies.
-    position = data.find(b"!")
-    while position != -1:
-        if (position == 0 or data[position - 1] in _TAG_PRECEDERS) and not _BINARY_TAG.match(
-            data, position
-        ):
-            return True
-        position = data.find(b"!", position + 1)
-    return False
-
-
-_IMPLICIT = Resolver.yaml_implicit_resolvers
-_WILDCARD = tuple(_IMPLICIT.get(None, ()))
-_RESOLVERS = {
-    first: (*found, *_WILDCARD) for first, found in _IMPLICIT.items() if first is not None
-}
-
-
-def _resolve(self: Any, kind: type[Node], value: str, implicit: tuple[bool, bool]) -> str:
-    # Resolver.resolve without path resolvers (never used here) and without building a new list
-    # on every call: it runs once per node, so it is a large share of the parse time.
-    if kind is ScalarNode:
-        if implicit[0]:
-            for tag, regexp in _RESOLVERS.get(value[:1], _WILDCARD):
-                if regexp.match(value):
-                    resolved: str = tag
-                    return resolved
-        return _STR
-    return _SEQ if kind is SequenceNode else _MAP
-
-
-def _no_path(*_args: Any) -> None:
-    return None
-
-
-_BASE_LOADER: type[Any] = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+_STR = "tag:yaml.org,2002:str"
 _BASE_DUMPER: type[Any] = getattr(yaml, "CSafeDumper", None) or yaml.SafeDumper
-#: True when the libyaml parser and emitter are in use.
-USING_LIBYAML = _BASE_LOADER is not yaml.SafeLoader
-_Loader: type[Any] = type(
-    "CassetteLoader",
-    (_BASE_LOADER,),
-    {"resolve": _resolve, "descend_resolver": _no_path, "ascend_resolver": _no_path},
-)
 
 
 def loads(data: bytes | str, *, source: str = "<string>") -> Cassette:
     """Parse cassette text. Raises UnsafeCassetteError or CassetteFormatError, naming ``source``."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    with _gc_paused():
-        return document_to_cassette(_load_document(raw, source), source)
+    with gc_paused():
+        return document_to_cassette(load_data(raw, source), source)
 
 
 def load(path: str | os.PathLike[str]) -> Cassette:
     """Read a cassette file (FileNotFoundError if it does not exist)."""
     return loads(Path(path).read_bytes(), source=os.fspath(path))
-
-
-def compose(data: bytes, source: str = "<string>") -> Node | None:
-    """The YAML node tree of ``data`` (nothing constructed), or None for an empty document."""
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise CassetteFormatError(f"{source}: cassettes are UTF-8, this file is UTF-16")
-    loader = _Loader(data)
-    try:
-        node: Node | None = loader.get_single_node()
-        return node
-    except yaml.YAMLError as exc:
-        raise CassetteFormatError(f"{source}: not valid YAML: {_describe(exc)}") from None
-    finally:
-        loader.dispose()
-
-
-def unsafe_tags(root: Node) -> list[tuple[str, int]]:
-    """Every tag outside :data:`SAFE_TAGS` as (tag as written, 1-based line), in document order."""
-    found: list[tuple[str, int]] = []
-    seen: set[int] = set()
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        if node.tag not in SAFE_TAGS:
-            found.append((short_tag(node.tag), node.start_mark.line + 1))
-        if isinstance(node, MappingNode):
-            stack.extend(part for pair in reversed(node.value) for part in reversed(pair))
-        elif isinstance(node, SequenceNode):
-            stack.extend(reversed(node.value))
-    return found
-
-
-def short_tag(tag: str) -> str:
-    """``tag:yaml.org,2002:python/object`` → ``!!python/object``; other tags unchanged."""
-    return "!!" + tag[len(_T) :] if tag.startswith(_T) else tag
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building a large, acyclic object tree.
-
-    Composing a cassette allocates hundreds of thousands of containers; each allocation burst
-    triggers collections that traverse everything built so far. That is more than half of the
-    load time otherwise, and nothing built here forms a cycle that would need collecting.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _load_document(data: bytes, source: str) -> Any:
-    root = compose(data, source)
-    if root is None:
-        raise CassetteFormatError(f"{source}: the file is empty, not a cassette")
-    if _may_hold_tags(data):
-        bad = unsafe_tags(root)
-        if bad:
-            _refuse(bad[0], source)
-    try:
-        return _construct(root, source)
-    except RecursionError:
-        raise CassetteFormatError(f"{source}: nested too deeply to be a cassette") from None
-
-
-def _refuse(tag_and_line: tuple[str, int], source: str) -> None:
-    tag, line = tag_and_line
-    raise UnsafeCassetteError(
-        f"{source}, line {line}: refusing YAML tag {tag}; a cassette may only use the standard "
-        f"YAML types and !!binary (a python/* tag could run code when loaded)"
-    )
-
-
-def _construct(root: Node, source: str) -> Any:
-    """Build plain Python data from checked nodes; faster than SafeConstructor, same result."""
-    loader = _Loader(b"")  # only its constructor methods are used, for the rare tags
-    memo: dict[int, Any] = {}
-    bool_values = loader.bool_values
-
-    def build(node: Any) -> Any:
-        tag = node.tag
-        if tag == _STR:
-            return node.value
-        if tag in (_MAP, _SEQ):
-            done = memo.get(id(node))
-            if done is not None:
-                return done
-            if tag == _SEQ:
-                items: list[Any] = []
-                memo[id(node)] = items
-                items.extend(map(build, node.value))
-                return items
-            mapping: dict[Any, Any] = {}
-            memo[id(node)] = mapping
-            for key_node, value_node in node.value:
-                if key_node.tag == _MERGE:
-                    memo[id(node)] = result = loader.construct_object(node, deep=True)
-                    return result
-                key = build(key_node)
-                try:
-                    mapping[key] = build(value_node)
-                except TypeError:
-                    raise CassetteFormatError(
-                        f"{source}, line {key_node.start_mark.line + 1}: unhashable mapping key"
-                    ) from None
-            return mapping
-        if tag == _INT:
-            value = node.value
-            if value.isdigit() and (value[0] != "0" or len(value) == 1):
-                return int(value)
-            return loader.construct_yaml_int(node)
-        if tag == _FLOAT:
-            try:
-                return float(node.value)
-            except ValueError:
-                return loader.construct_yaml_float(node)
-        if tag == _NULL:
-            return None
-        if tag == _BOOL:
-            return bool_values[node.value.lower()]
-        if tag == _BINARY:
-            try:
-                return base64.decodebytes(node.value.encode("ascii"))
-            except (UnicodeEncodeError, binascii.Error):
-                raise CassetteFormatError(
-                    f"{source}, line {node.start_mark.line + 1}: !!binary value is not base64"
-                ) from None
-        if tag == _VALUE:
-            return node.value
-        if tag in SAFE_TAGS:
-            return loader.construct_object(node, deep=True)
-        _refuse((short_tag(tag), node.start_mark.line + 1), source)
-        return None  # unreachable: _refuse always raises
-
-    try:
-        return build(root)
-    except yaml.YAMLError as exc:
-        raise CassetteFormatError(f"{source}: {_describe(exc)}") from None
-    finally:
-        loader.dispose()
-
-
-def _describe(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return f"{problem} (line {mark.line + 1})" if mark is not None else problem
 
 
 class _Dumper(_BASE_DUMPER):  # type: ignore[misc]
@@ -290,10 +60,9 @@ _Dumper.add_representer(str, _represent_str)
 
 
 def dumps(cassette: Cassette) -> bytes:
-    """The cassette as YAML bytes. ASCII only (non-ASCII text is escaped) because vcrpy opens
-    cassettes in the platform's default encoding, which is not UTF-8 everywhere."""
+    """The cassette as YAML bytes (ASCII only)."""
     document = cassette_to_document(cassette)
-    with _gc_paused():
+    with gc_paused():
         text: bytes = yaml.dump(
             document,
             Dumper=_Dumper,

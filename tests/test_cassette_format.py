@@ -21,7 +21,7 @@ import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from cassettes import yamlio
+from cassettes import safeyaml, yamlio
 from cassettes.chunks import ChunkPlan
 from cassettes.model import (
     FORMAT_VERSION,
@@ -336,7 +336,7 @@ def test_code_running_and_unknown_tags_are_refused_before_construction(
 ) -> None:
     text = _GOOD.replace("    body: {string: hello}\n", line).replace("CHUNKS", "2@0")
     constructed: list[object] = []
-    monkeypatch.setattr(yamlio, "_construct", lambda *args: constructed.append(args))
+    monkeypatch.setattr(safeyaml, "construct", lambda *args: constructed.append(args))
     with pytest.raises(UnsafeCassetteError) as caught:
         yamlio.loads(text, source="evil.yaml")
     expected_line = next(n for n, x in enumerate(text.splitlines(), 1) if "!" in x)
@@ -363,18 +363,18 @@ def test_tag_like_text_inside_a_string_is_just_text() -> None:
 
 def test_the_construction_walk_refuses_unsafe_tags_by_itself() -> None:
     # Even if the cheap pre-scan missed a tag, the walk that builds values checks every node.
-    root = yamlio.compose(b"a: [1, !!python/object:os.system x]\n")
+    root = safeyaml.compose(b"a: [1, !!python/object:os.system x]\n")
     assert root is not None
     with pytest.raises(UnsafeCassetteError, match="line 1"):
-        yamlio._construct(root, "x")
+        safeyaml.construct(root, "x")
 
 
 def test_the_walk_builds_what_pyyaml_builds() -> None:
     text = b"a:\nb: ~\nc: yes\nd: 012\ne: 0x1f\nf: 1_000\ng: 1.5e+3\nh: .inf\ni: 2001-12-14\n"
     text += b"j: [1, '2', \"3\"]\nk: !!binary AAE=\nl: 190:20:30\n<<: {z: 1}\nm: -7\nn: !!str 5\n"
-    root = yamlio.compose(text)
+    root = safeyaml.compose(text)
     assert root is not None
-    assert yamlio._construct(root, "x") == yaml.load(text, Loader=yaml.SafeLoader)
+    assert safeyaml.construct(root, "x") == yaml.load(text, Loader=yaml.SafeLoader)
 
 
 # --- atomic saves --------------------------------------------------------------------------------
@@ -416,7 +416,7 @@ def test_saving_keeps_the_file_mode(tmp_path: Path) -> None:
 
 _WRITER = """
 import os, sys, time
-from cassettes import yamlio
+from cassettes import safeyaml, yamlio
 from cassettes.model import Cassette, Interaction, RecordedRequest, RecordedResponse
 path, mode = sys.argv[1], sys.argv[2]
 body = os.urandom(1 << 20) + b"text" * 50000
