@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from cassettes import safeyaml
-from cassettes.scrub import DEFAULT_POLICY, SECRET_VALUE_PATTERNS, ScrubPolicy, json_spans
+from cassettes.scrub import DEFAULT_POLICY, SECRET_VALUE_PATTERNS, ScrubPolicy, json_documents
 from providers.errors import CassetteFormatError
 
 _BINARY = "tag:yaml.org,2002:binary"
@@ -150,11 +149,7 @@ class _Linter:
                 self.add(line, "secret-query", f"query parameter {name!r} has a value")
 
     def body(self, data: bytes, first: int, *, count_lines: bool) -> None:
-        for start, end in json_spans(data):
-            try:
-                document = json.loads(data[start:end])
-            except ValueError:
-                continue
+        for start, _, document in json_documents(data):
             where = first + (data.count(b"\n", 0, start) if count_lines else 0)
             for field in _secret_fields(document, self.policy, secret=False):
                 self.add(where, "secret-field", f"JSON field {field!r} has a value")

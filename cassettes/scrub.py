@@ -35,6 +35,8 @@ from cassettes.scrub_policy import (
     ALWAYS_SECRET_HEADERS,
     DEFAULT_POLICY,
     SCRUBBED,
+    SECRET_VALUE_HINT,
+    SECRET_VALUE_HINT_TEXT,
     SECRET_VALUE_PATTERNS,
     ScrubPolicy,
 )
@@ -46,7 +48,7 @@ __all__ = [
     "SCRUBBED",
     "SECRET_VALUE_PATTERNS",
     "ScrubPolicy",
-    "json_spans",
+    "json_documents",
     "scrub_cassette",
     "scrub_interaction",
     "scrub_request",
@@ -140,7 +142,7 @@ class _Scrubber:
     def uri(self, uri: str) -> str:
         head, question, rest = uri.partition("?")
         query, hash_, fragment = rest.partition("#")
-        password = urlsplit(head).password
+        password = urlsplit(head).password if "@" in head else None
         if password:
             self.found.add(password)
             head = head.replace(f":{password}@", f":{quote(self.policy.replacement)}@", 1)
@@ -161,12 +163,14 @@ class _Scrubber:
         return "&".join(parts)
 
     def text(self, text: str) -> str:
+        if not (self.policy.scrub_values and SECRET_VALUE_HINT_TEXT.search(text)):
+            return text
         data = text.encode("utf-8", "surrogatepass")
         edits = self.pattern_edits(data)
         return apply_edits(data, (), edits)[0].decode("utf-8", "surrogatepass") if edits else text
 
     def pattern_edits(self, data: bytes) -> list[Edit]:
-        if not self.policy.scrub_values:
+        if not (self.policy.scrub_values and SECRET_VALUE_HINT.search(data)):
             return []
         edits = []
         for _, pattern in SECRET_VALUE_PATTERNS:
@@ -179,15 +183,14 @@ class _Scrubber:
 
     def body(self, body: bytes, chunks: Sequence[Chunk]) -> tuple[bytes, tuple[Chunk, ...]]:
         edits: list[Edit] = []
-        for start, end in json_spans(body):
-            edits.extend(self.json_edits(body, start, end))
+        for start, end, document in json_documents(body):
+            edits.extend(self.json_edits(body, start, end, document))
         taken = list(edits)
         edits.extend(e for e in self.pattern_edits(body) if not _overlaps(e, taken))
         body, chunk_tuple = apply_edits(body, chunks, without_overlaps(edits))
         return apply_edits(body, chunk_tuple, self.echo_edits(body))
 
-    def json_edits(self, body: bytes, start: int, end: int) -> list[Edit]:
-        document = _loads_or(body[start:end], None)
+    def json_edits(self, body: bytes, start: int, end: int, document: Any) -> list[Edit]:
         changes: dict[str, str] = {}
         scrubbed = self.json(document, changes, secret=False)
         if not changes:
@@ -236,6 +239,8 @@ class _Scrubber:
         return {form for form in forms if form not in self.replacement}
 
     def echo_edits(self, body: bytes) -> list[Edit]:
+        if not self.found:
+            return []
         edits = [
             (found, found + len(form), self.replacement)
             for form in sorted(self.echo_forms(), key=len, reverse=True)
@@ -244,9 +249,13 @@ class _Scrubber:
         return without_overlaps(edits)
 
     def echoes_in_headers(self, headers: Headers) -> Headers:
+        if not self.found:
+            return headers
         return {name: [self.echoes_in_text(v) for v in values] for name, values in headers.items()}
 
     def echoes_in_text(self, text: str, *, quoted: bool = False) -> str:
+        if not self.found:
+            return text
         data = text.encode("utf-8", "surrogatepass")
         edits = self.echo_edits(data)
         if not edits:
@@ -257,13 +266,16 @@ class _Scrubber:
         return apply_edits(data, (), edits)[0].decode("utf-8", "surrogatepass")
 
 
-def json_spans(body: bytes) -> list[tuple[int, int]]:
-    """Where JSON documents sit: the whole body, or one per line (``data:`` prefix skipped)."""
+def json_documents(body: bytes) -> list[tuple[int, int, Any]]:
+    """JSON documents in a body as (start, end, parsed value): the whole body when it is one,
+    else one per line that holds one (an SSE ``data:`` prefix skipped)."""
     stripped = body.strip()
-    if stripped[:1] in (b"{", b"[") and _loads_or(stripped, ...) is not ...:
-        start = body.index(stripped[:1])
-        return [(start, start + len(stripped))]
-    spans = []
+    if stripped[:1] in (b"{", b"["):
+        whole = _loads_or(stripped, ...)
+        if whole is not ...:
+            start = body.index(stripped[:1])
+            return [(start, start + len(stripped), whole)]
+    documents = []
     position = 0
     for line in body.split(b"\n"):
         start, end = position, position + len(line)
@@ -272,8 +284,10 @@ def json_spans(body: bytes) -> list[tuple[int, int]]:
             start += 6 if line.startswith(b"data: ") else 5
         content = body[start:end].rstrip(b"\r")
         if content[:1] in (b"{", b"["):
-            spans.append((start, start + len(content)))
-    return spans
+            value = _loads_or(content, ...)
+            if value is not ...:
+                documents.append((start, start + len(content), value))
+    return documents
 
 
 def _loads_or(data: bytes, default: Any) -> Any:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 SCRUBBED = "<scrubbed>"
 #: Headers that are secrets whatever the heuristics say.
@@ -36,6 +37,9 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     ("sk-key", re.compile(rb"(?<![A-Za-z0-9])(?P<secret>sk-[A-Za-z0-9_-]{16,})")),
     ("jwt", re.compile(rb"(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+)")),
 )
+#: Every secret-looking value contains one of these; text without them needs no closer look.
+SECRET_VALUE_HINT = re.compile(rb"(?i:bearer)|sk-|eyJ")
+SECRET_VALUE_HINT_TEXT = re.compile(r"(?i:bearer)|sk-|eyJ")
 
 
 @dataclass(frozen=True)
@@ -54,15 +58,22 @@ class ScrubPolicy:
 
     def is_secret_name(self, name: str) -> bool:
         """Whether a header, query parameter or JSON field of this name holds a secret."""
-        lowered = name.lower()
-        if lowered in self.keep_names:
-            return False
-        if lowered in ALWAYS_SECRET_HEADERS or lowered in self.extra_names:
-            return True
-        words = [word.lower() for word in _WORDS.findall(name)]
-        if not words or words[-1] in _QUALIFIERS:
-            return False
-        return any(w in _SECRET_WORDS or w.endswith(_SECRET_SUFFIXES) for w in words)
+        return _is_secret_name(self.extra_names, self.keep_names, name)
+
+
+# Names repeat endlessly (the same headers and fields in every request), and the replay index
+# asks for every lookup; remembering the answers keeps scrubbing off the lookup's cost.
+@lru_cache(maxsize=8192)
+def _is_secret_name(extra: frozenset[str], keep: frozenset[str], name: str) -> bool:
+    lowered = name.lower()
+    if lowered in keep:
+        return False
+    if lowered in ALWAYS_SECRET_HEADERS or lowered in extra:
+        return True
+    words = [word.lower() for word in _WORDS.findall(name)]
+    if not words or words[-1] in _QUALIFIERS:
+        return False
+    return any(w in _SECRET_WORDS or w.endswith(_SECRET_SUFFIXES) for w in words)
 
 
 DEFAULT_POLICY = ScrubPolicy()

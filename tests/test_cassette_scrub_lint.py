@@ -177,6 +177,20 @@ def test_nothing_to_scrub_returns_the_very_same_objects() -> None:
     assert scrub_response(response) is response
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'data: {"token": "abcdefgh"}',
+        b'{"token": "abcdefgh"}\n{"x": 1}\n',
+        b'event: x\r\ndata:{"token":"abcdefgh"}\r\n\r\n',
+    ],
+)
+def test_json_on_its_own_line_is_scrubbed_in_every_framing(body: bytes) -> None:
+    scrubbed = scrub_response(RecordedResponse.whole(200, "OK", {}, body)).body
+    assert b"abcdefgh" not in scrubbed
+    assert scrubbed == body.replace(b"abcdefgh", SCRUBBED.encode())
+
+
 def test_form_bodies_are_scrubbed_like_queries() -> None:
     request = RecordedRequest(
         "POST",
