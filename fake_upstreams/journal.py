@@ -95,20 +95,29 @@ def _bytes_json(data: bytes) -> dict[str, Any]:
 
 
 class Journal:
-    """Thread-safe, append-only (until :meth:`clear`) record of the requests one fake received."""
+    """Thread-safe, append-only (until :meth:`clear`) record of the requests one fake received.
+
+    :meth:`open` hands out a ticket that keeps counting across :meth:`clear`, so a handler still
+    running when a test resets the journal can never write into the next test's entries: its
+    later updates are recognised as stale and dropped (its handler errors are still kept).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: list[JournalEntry] = []
-        self._errors: list[tuple[int, BaseException]] = []
+        self._errors: list[tuple[str, BaseException]] = []
+        self._next_ticket = 0
+        self._first_ticket = 0  # the ticket of self._entries[0]
 
     def open(self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes) -> int:
-        """Record a request as it arrives; returns its index for the later updates."""
+        """Record a request as it arrives; returns its ticket for the later updates."""
         with self._lock:
-            index = len(self._entries)
-            entry = JournalEntry(index, time.time(), method, path, tuple(headers), body)
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            position = len(self._entries)
+            entry = JournalEntry(position, time.time(), method, path, tuple(headers), body)
             self._entries.append(entry)
-            return index
+            return ticket
 
     def judge(
         self,
@@ -138,14 +147,20 @@ class Journal:
         """Keep an exception raised inside the handler, to be raised again in the test."""
         summary = "".join(traceback.format_exception_only(type(error), error)).strip()
         with self._lock:
-            self._errors.append((index, error))
-            self._entries[index] = replace(
-                self._entries[index], outcome="handler-error", error=summary
-            )
+            position = index - self._first_ticket
+            if position >= 0:
+                entry = self._entries[position]
+                self._entries[position] = replace(entry, outcome="handler-error", error=summary)
+                where = f"request #{entry.index} {entry.method} {entry.path}"
+            else:
+                where = "a request from before the last reset"
+            self._errors.append((f"{where}: {summary}", error))
 
     def _update(self, index: int, **changes: Any) -> None:
         with self._lock:
-            self._entries[index] = replace(self._entries[index], **changes)
+            position = index - self._first_ticket
+            if position >= 0:  # otherwise stale: cleared while its reply was still running
+                self._entries[position] = replace(self._entries[position], **changes)
 
     @property
     def entries(self) -> list[JournalEntry]:
@@ -172,23 +187,22 @@ class Journal:
         with self._lock:
             self._entries.clear()
             self._errors.clear()
+            self._first_ticket = self._next_ticket
 
     def raise_errors(self) -> None:
         """Raise :class:`FakeUpstreamError` (from the first one) if any handler failed."""
         with self._lock:
             errors = list(self._errors)
-            entries = list(self._entries)
         if not errors:
             return
-        failed = [entries[index] for index, _ in errors]
-        lines = [f"request #{e.index} {e.method} {e.path}: {e.error}" for e in failed]
         raise FakeUpstreamError(
-            f"{len(errors)} error(s) inside the fake's handler:\n" + "\n".join(lines)
+            f"{len(errors)} error(s) inside the fake's handler:\n"
+            + "\n".join(where for where, _ in errors)
         ) from errors[0][1]
 
     def to_json(self) -> dict[str, Any]:
         """``{"entries": [...], "errors": [...]}``, ready for ``json.dumps``."""
         with self._lock:
             entries = list(self._entries)
-            errors = [entries[index].error for index, _ in self._errors]
+            errors = [where for where, _ in self._errors]
         return {"entries": [entry.to_json() for entry in entries], "errors": errors}
