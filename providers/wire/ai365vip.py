@@ -17,6 +17,7 @@ from providers.wire.common import (
     WireRequest,
     dumps_like_python,
     header_differences,
+    is_number,
     parse_json_object,
     require_messages,
 )
@@ -107,8 +108,13 @@ class AI365VIPCodec(UpstreamCodec):
                 field="model.id",
             )
         messages = require_messages(data["messages"])
-        if not isinstance(data["prompt"], str):
-            raise InvalidRequestError("'prompt' must be a string", code="bad_type", field="prompt")
+        for key in ("key", "prompt"):
+            if not isinstance(data[key], str):
+                raise InvalidRequestError(f"{key!r} must be a string", code="bad_type", field=key)
+        if not is_number(data["temperature"]):
+            raise InvalidRequestError(
+                "'temperature' must be a number", code="bad_type", field="temperature"
+            )
         if strict:
             problems = header_differences(request, self.browser_headers)
             card = {key: model.get(key) for key in MODEL_CARD}

@@ -16,6 +16,7 @@ from providers.wire.common import (
     WireRequest,
     dumps_like_python,
     header_differences,
+    is_number,
     parse_json_object,
     require_messages,
 )
@@ -56,10 +57,6 @@ BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
         "(KHTML, like Gecko) Chrome/117.0.0.0 Safari/537.36",
     ),
 )
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class AivvmCodec(UpstreamCodec):
@@ -112,7 +109,7 @@ class AivvmCodec(UpstreamCodec):
         for key in ("key", "prompt"):
             if not isinstance(data[key], str):
                 raise InvalidRequestError(f"{key!r} must be a string", code="bad_type", field=key)
-        if not _is_number(data["temperature"]):
+        if not is_number(data["temperature"]):
             raise InvalidRequestError(
                 "'temperature' must be a number", code="bad_type", field="temperature"
             )

@@ -21,6 +21,7 @@ from providers.wire.common import (
     WireRequest,
     dumps_like_python,
     header_differences,
+    is_number,
     parse_json_object,
     require_messages,
 )
@@ -83,7 +84,7 @@ class CodeLinkAvaCodec(UpstreamCodec):
             )
         messages = require_messages(data["messages"])
         temperature = data.get("temperature", 0.6)
-        if not isinstance(temperature, int | float) or isinstance(temperature, bool):
+        if not is_number(temperature):
             raise InvalidRequestError(
                 "'temperature' must be a number", code="bad_type", field="temperature"
             )

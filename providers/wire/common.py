@@ -186,7 +186,7 @@ def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]
             f"{what} is not UTF-8 (byte {exc.start})", code="body_not_utf8"
         ) from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise InvalidRequestError(
             f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
@@ -195,11 +195,29 @@ def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]
     except RecursionError:
         # json.loads recurses per nesting level; a hostile body can exhaust the stack.
         raise InvalidRequestError(f"{what} nests JSON too deeply", code="body_too_deep") from None
+    except ValueError as exc:
+        # NaN/Infinity (refused by _reject_constant) and integers past Python's digit limit.
+        raise InvalidRequestError(f"{what} is not JSON: {exc}", code="body_not_json") from None
     if not isinstance(value, dict):
         raise InvalidRequestError(
             f"{what} must be a JSON object, got {type(value).__name__}", code="body_not_object"
         )
     return value
+
+
+def is_number(value: object) -> bool:
+    """A JSON number: int or float, but not bool (which Python counts as an int)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _reject_constant(name: str) -> object:
+    # Python's json accepts NaN and Infinity; JSON (and every real server) does not.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """``json.loads`` that refuses NaN/Infinity like a real JSON parser."""
+    return json.loads(text, parse_constant=_reject_constant)
 
 
 def require_messages(value: object, field_name: str = "messages") -> tuple[dict[str, str], ...]:

@@ -25,6 +25,7 @@ from providers.wire.common import (
     WireRequest,
     dumps_like_python,
     header_differences,
+    loads_strict,
     parse_json_object,
     require_messages,
 )
@@ -124,18 +125,20 @@ class GetGptCodec(UpstreamCodec):
                 code="signature_null",
                 field="signature",
             )
-        plaintext = signature.decrypt_signature(data["signature"])
+        # A real server just used the 16 key/IV characters as bytes; only the strict fake insists
+        # they look like the lowercase hex the original client always produced.
+        plaintext = signature.decrypt_signature(data["signature"], strict_key_chars=strict)
         # Everything up to a usable plaintext is one stage with one answer (no padding oracle):
         # the precise reason is kept on the error for the journal, not sent to the client.
         try:
-            inner = json.loads(plaintext)
+            inner = loads_strict(plaintext)
             if not isinstance(inner, dict):
                 raise ValueError("plaintext is not a JSON object")
             missing = [key for key in PLAINTEXT_KEYS if key not in inner]
             if missing:
                 raise ValueError(f"plaintext lacks {missing}")
             messages = require_messages(inner["messages"])
-        except (ValueError, InvalidRequestError) as exc:
+        except (ValueError, RecursionError, InvalidRequestError) as exc:
             raise signature.signature_error(f"decrypted plaintext unusable: {exc}") from None
         if strict:
             problems = header_differences(request, BROWSER_HEADERS)
