@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,7 +33,7 @@ from fake_upstreams.journal import Journal, Verdict
 from fake_upstreams.reply import plan_reply
 from fake_upstreams.script import ResponseScript, ScriptQueue
 from providers.errors import InvalidRequestError
-from providers.wire.common import ReceivedRequest, UpstreamCodec
+from providers.wire.common import ReceivedRequest, UpstreamCodec, parse_json_object
 
 Strictness = Literal["strict", "lenient"]
 CONTROL_PREFIX = "/__tapedeck__"
@@ -109,17 +109,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     journal = state.journal
     index: int | None = None
     try:
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            index = journal.open(request.method, request.raw_path, _raw_headers(request), b"")
-            raise InvalidRequestError(
-                f"request body is larger than {state.max_body_size} bytes",
-                status=413,
-                code="body_too_large",
-            ) from None
-        index = journal.open(request.method, request.raw_path, _raw_headers(request), body)
-        _check_content_type(request)
+        index, body = await _intake(request)
         override = _script_override(request)
         headers = CIMultiDict(
             (name, value)
@@ -146,6 +136,58 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         raise
     except Exception as error:
         return _handler_failed(request, index, error)
+
+
+async def _intake(request: web.Request) -> tuple[int, bytes]:
+    """Journal the request, then the checks every endpoint shares: size (413), type (415).
+
+    Returns the journal ticket and the body; a rejection is journaled by the caller.
+    """
+    state = request.app[STATE_KEY]
+    journal = state.journal
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        index = journal.open(request.method, request.raw_path, _raw_headers(request), b"")
+        error = InvalidRequestError(
+            f"request body is larger than {state.max_body_size} bytes",
+            status=413,
+            code="body_too_large",
+        )
+        journal.judge(index, Verdict(False, error.status, error.code, str(error)))
+        raise error from None
+    index = journal.open(request.method, request.raw_path, _raw_headers(request), body)
+    try:
+        _check_content_type(request)
+    except InvalidRequestError as error:
+        journal.judge(index, Verdict(False, error.status, error.code, str(error)))
+        raise
+    return index, body
+
+
+def json_endpoint(path: str, reply: Callable[[], bytes]) -> web.RouteDef:
+    """A POST endpoint answering fixed JSON after the shared checks; its body must be an object.
+
+    Used for side endpoints such as Aivvm's ``/api/models``, so they are as strict, and as
+    visible in the journal, as the chat endpoint.
+    """
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        journal = request.app[STATE_KEY].journal
+        try:
+            index, body = await _intake(request)
+        except InvalidRequestError as error:
+            return web.json_response(error.to_json(), status=error.status)
+        try:
+            parse_json_object(body)
+        except InvalidRequestError as error:
+            journal.judge(index, Verdict(False, error.status, error.code, str(error)))
+            return web.json_response(error.to_json(), status=error.status)
+        journal.judge(index, Verdict(True, 200))
+        journal.finish(index, "completed")
+        return web.Response(body=reply(), content_type="application/json")
+
+    return web.post(path, handler)
 
 
 def _handler_failed(

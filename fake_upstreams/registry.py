@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from fake_upstreams.app import FakeState, Strictness, make_app
+from fake_upstreams.app import FakeState, Strictness, json_endpoint, make_app
 from fake_upstreams.server import FakeFleet, FakeServer
 from providers.wire import ai365vip, aivvm, codelinkava, getgpt
 from providers.wire.common import UpstreamCodec
@@ -36,13 +36,9 @@ class FakeSpec:
         return urlsplit(self.codec.api_base).hostname or ""
 
 
-async def _aivvm_models(request: web.Request) -> web.Response:
-    # The real site listed its models here; the original adapter's table was copied from it.
-    return web.Response(body=aivvm.CODEC.models_reply(), content_type="application/json")
-
-
 def _aivvm_routes() -> tuple[web.AbstractRouteDef, ...]:
-    return (web.post(aivvm.CODEC.models_path, _aivvm_models),)
+    # The real site listed its models here; the original adapter's table was copied from it.
+    return (json_endpoint(aivvm.CODEC.models_path, aivvm.CODEC.models_reply),)
 
 
 FAKES: Mapping[str, FakeSpec] = MappingProxyType(
