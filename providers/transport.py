@@ -8,6 +8,7 @@ through :func:`~providers.transport_errors.translate`.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import aiohttp
 import requests
 import urllib3
 
-from providers.errors import TapedeckError, UpstreamTimeoutError
+from providers.errors import StreamResetError, TapedeckError, UpstreamTimeoutError
 from providers.transport_errors import Phase, translate
 from providers.wire.common import WireRequest, raise_for_status
 
@@ -151,9 +152,8 @@ async def stream_async(
                     ok=OK_STATUSES,
                     url=call.url,
                 )
-            async for data, _end_of_http_chunk in response.content.iter_chunks():
-                if data:
-                    yield data
+            async for data in _read_chunks(response, call):
+                yield data
     except TapedeckError:
         raise
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -161,6 +161,60 @@ async def stream_async(
     finally:
         if own_session:
             await active.close()
+
+
+#: How often a reader waiting for bytes checks that the connection is still there.
+_LIVENESS_POLL = 0.25
+
+
+def _connection_gone(response: aiohttp.ClientResponse) -> bool:
+    connection = response.connection
+    transport = None if connection is None else connection.transport
+    return transport is None or transport.is_closing()
+
+
+async def _read_chunks(
+    response: aiohttp.ClientResponse, call: HttpCall
+) -> AsyncGenerator[bytes, None]:
+    """``iter_chunks`` with a liveness check.
+
+    aiohttp 3.14 closes the connection on malformed chunked framing without failing the body
+    reader (and drops its read timer), so a plain read would wait for the total deadline. Waiting
+    in short slices lets the loop notice the dead connection, and enforce the read timeout itself.
+    """
+    reader = response.content
+    last_data = time.monotonic()
+    while True:
+        try:
+            async with asyncio.timeout(_LIVENESS_POLL):
+                data, end_of_http_chunk = await reader.readchunk()
+        except TimeoutError:
+            if reader.at_eof():
+                return
+            if _connection_gone(response):
+                raise _cut(call, "the connection closed mid-reply (malformed framing?)") from None
+            if time.monotonic() - last_data > call.timeouts.read:
+                raise UpstreamTimeoutError(
+                    f"{call.provider}: timed out talking to {call.url} (read phase): no bytes "
+                    f"for {call.timeouts.read:g} s"
+                ) from None
+            continue
+        except RuntimeError as exc:
+            # aiohttp's reader says "Connection closed." as a bare RuntimeError.
+            if not _connection_gone(response):
+                raise
+            raise _cut(call, str(exc)) from exc
+        if not data and not end_of_http_chunk:
+            return  # end of stream
+        if data:
+            last_data = time.monotonic()
+            yield data
+
+
+def _cut(call: HttpCall, detail: str) -> StreamResetError:
+    return StreamResetError(
+        f"{call.provider}: the connection to {call.url} broke while reading the reply: {detail}"
+    )
 
 
 def _async_body(wire: WireRequest) -> bytes | aiohttp.BytesPayload:

@@ -5,8 +5,10 @@ MRO, most specific class first, so a subclass a library adds later still lands s
 ``tests/test_transport_errors.py`` checks that every public exception class of both libraries
 has its own entry, so a library upgrade that adds one fails the suite instead of slipping by.
 
-Connection-level failures depend on *when* they happen: before the reply's status line arrived
-it is a :class:`ConnectError`, afterwards a :class:`StreamResetError`.
+A connection that could not be opened (refused, unresolvable, connect timeout) is a
+:class:`ConnectError`; one that was open and then dropped or answered with garbage is a
+:class:`StreamResetError`, whether or not a status line had arrived. Where a library hides the
+real cause inside a generic error (requests wraps urllib3's), the cause decides.
 """
 
 from __future__ import annotations
@@ -76,17 +78,20 @@ AIOHTTP_TABLE: dict[type[BaseException], _Target] = {
     aiohttp.ClientConnectorError: ConnectError,
     aiohttp.ClientSSLError: ConnectError,
     aiohttp.ServerFingerprintMismatch: ConnectError,
-    aiohttp.ServerDisconnectedError: "by-phase",
-    aiohttp.ClientConnectionResetError: "by-phase",
+    # The connection was open: whatever broke it, the reply is what got cut.
+    aiohttp.ServerDisconnectedError: StreamResetError,
+    aiohttp.ClientConnectionResetError: StreamResetError,
     aiohttp.ClientPayloadError: StreamResetError,
-    aiohttp.ClientOSError: "by-phase",
-    aiohttp.ServerConnectionError: "by-phase",
+    aiohttp.ClientOSError: StreamResetError,
+    aiohttp.ServerConnectionError: StreamResetError,
     aiohttp.ClientConnectionError: "by-phase",
     aiohttp.ClientHttpProxyError: ConnectError,
     aiohttp.ContentTypeError: MalformedReplyError,
     aiohttp.WSServerHandshakeError: RemoteProtocolError,
     aiohttp.TooManyRedirects: RemoteProtocolError,
-    aiohttp.ClientResponseError: UpstreamHTTPError,
+    # We never call aiohttp's raise_for_status, so this only comes from its response parser
+    # (e.g. "Bad status line" for garbage): the status it carries was never sent by the server.
+    aiohttp.ClientResponseError: StreamResetError,
     aiohttp.InvalidUrlRedirectClientError: RemoteProtocolError,
     aiohttp.NonHttpUrlRedirectClientError: RemoteProtocolError,
     aiohttp.RedirectClientError: RemoteProtocolError,
@@ -116,6 +121,22 @@ BUILTIN_TABLE: dict[type[BaseException], _Target] = {
 _TABLE: dict[type[BaseException], _Target] = {**REQUESTS_TABLE, **AIOHTTP_TABLE, **BUILTIN_TABLE}
 
 
+def _hidden_cause(exc: BaseException) -> type[TapedeckError] | None:
+    """The class that requests' generic ConnectionError really means, judged by its cause."""
+    if not isinstance(exc, rex.ConnectionError) or isinstance(exc, rex.Timeout):
+        return None
+    reason: object = exc.args[0] if exc.args else None
+    if isinstance(reason, uex.MaxRetryError):
+        reason = reason.reason
+    if isinstance(reason, uex.ReadTimeoutError):
+        return UpstreamTimeoutError  # a read timeout inside iter_content
+    if isinstance(reason, uex.NewConnectionError | uex.ConnectTimeoutError):
+        return ConnectError  # never connected (refused, DNS)
+    if isinstance(reason, uex.ProtocolError):
+        return StreamResetError  # connected, then aborted or answered with garbage
+    return None
+
+
 def target_for(exc_type: type[BaseException], phase: Phase) -> type[TapedeckError] | None:
     """The Tapedeck class an exception type maps to, or None if it is not a transport failure."""
     for klass in exc_type.__mro__:
@@ -135,7 +156,7 @@ def translate(exc: BaseException, *, provider: str, url: str, phase: Phase) -> T
     """
     if isinstance(exc, TapedeckError):
         return exc
-    target = target_for(type(exc), phase) or TransportError
+    target = _hidden_cause(exc) or target_for(type(exc), phase) or TransportError
     detail = str(exc) or type(exc).__name__
     if target is ConnectError:
         hint = "is the fake or replay server running, and is base_url right?"
