@@ -185,7 +185,14 @@ class UnsafeCassetteError(CassetteError):
 
 
 class NoMatchingInteractionError(CassetteError, LookupError):
-    """No recorded interaction matches a request; the message lists the closest candidates."""
+    """No recorded interaction matches a request; the message lists the closest candidates.
+
+    ``candidates`` holds the same descriptions as data (closest first), e.g. for a JSON reply.
+    """
+
+    def __init__(self, message: str, *, candidates: Sequence[str] = ()) -> None:
+        self.candidates = tuple(candidates)
+        super().__init__(message)
 
 
 class FakeUpstreamError(TapedeckError):
