@@ -1,0 +1,144 @@
+"""The load test: hundreds of concurrent streaming clients against the four fakes.
+
+The fakes get a fresh server process of their own (so its memory figures are not those of earlier
+benchmarks); the load generator runs in the client process. Sequence: a short warm-up load (so
+buffers, arenas and caches exist before the first reading), reset, resident memory at start, the
+measured load, the fakes' journals read back (every request must have completed), resident memory
+at the end, then a reset (what the per-test fixture does) and memory once more.
+
+Resident memory is the server process's own ``VmRSS`` from ``/proc/self/status`` (Linux); where
+that file does not exist, the peak from ``getrusage`` is used and the report says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from fake_upstreams.registry import FAKES
+from tools.bench.context import BenchContext
+from tools.bench.core import Benchmark, Check, Outcome, Result, Target, median, register
+from tools.bench.load_client import LoadJob, LoadStats
+from tools.bench.server_proc import ServerHandle, ServerPlan
+
+MEMORY_TARGET = Target("<=", 1.1)
+_KEY = "load-server"
+
+
+def _percentile(values: Sequence[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(int(fraction * len(ordered)), len(ordered) - 1)]
+
+
+def _server(context: BenchContext) -> ServerHandle:
+    def start() -> tuple[ServerHandle, Callable[[], None]]:
+        plan = ServerPlan(fakes={name: {} for name in FAKES}, baselines={}, cpu=context.cpus.server)
+        handle = ServerHandle(plan)
+        return handle, handle.close
+
+    return context.shared(_KEY, start)
+
+
+def load_test(context: BenchContext) -> Outcome:
+    """Run the load and judge it: zero errors, exact transcripts, no memory growth."""
+    options = context.options
+    server = _server(context)
+    job = LoadJob(
+        ports=dict(server.fake_ports),
+        clients=options.load_clients,
+        seconds=options.load_seconds,
+        words=options.load_words,
+        chunk_delay=options.load_chunk_delay,
+    )
+    bound = job.seconds + job.timeout + 120.0
+    warm = replace(job, seconds=job.seconds)
+    context.run_job(warm, timeout=bound)
+    server.reset()
+    start = server.memory()
+    cpu_before = server.cpu()
+    stats: LoadStats = context.run_job(job, timeout=bound)
+    server_cpu = server.cpu() - cpu_before
+    journal = server.journal()
+    end = server.memory()
+    server.reset()
+    after_reset = server.memory()
+    context.release(_KEY)
+    return _judge(
+        context,
+        job=job,
+        stats=stats,
+        journal=journal,
+        memory=(start, end, after_reset),
+        server_cpu=server_cpu,
+    )
+
+
+def _judge(
+    context: BenchContext,
+    *,
+    job: LoadJob,
+    stats: LoadStats,
+    journal: dict[str, dict[str, Any]],
+    memory: tuple[dict[str, Any], dict[str, Any], dict[str, Any]],
+    server_cpu: float,
+) -> Result:
+    start, end, after_reset = (int(reading["kib"]) / 1024 for reading in memory)
+    entries = sum(int(summary["requests"]) for summary in journal.values())
+    incomplete = {
+        name: summary["outcomes"]
+        for name, summary in journal.items()
+        if set(summary["outcomes"]) - {"completed"}
+    }
+    mismatches = stats.text_mismatches + stats.byte_mismatches + stats.chunk_mismatches
+    checks = (
+        Check(
+            "zero errors",
+            stats.errors == 0 and stats.ok > 0,
+            f"{stats.errors} errors in {stats.requests} requests; " + " | ".join(stats.problems),
+        ),
+        Check(
+            "every transcript byte-exact",
+            mismatches == 0,
+            f"text {stats.text_mismatches}, bytes {stats.byte_mismatches}, "
+            f"chunk boundaries {stats.chunk_mismatches} mismatches in {stats.ok + mismatches}",
+        ),
+        Check(
+            "every request completed on the server",
+            not incomplete,
+            "all completed" if not incomplete else f"outcomes: {incomplete}",
+        ),
+    )
+    per_entry = (end - start) * 1024 / entries if entries else 0.0
+    notes = (
+        f"{job.clients} clients (peak {stats.peak_in_flight} streams in flight), "
+        f"{job.seconds:g} s, {job.words} words per reply, {job.chunk_delay * 1000:g} ms between "
+        "chunks, chunk plans: frames / inside UTF-8 / random",
+        f"{stats.ok} streams completed ({stats.ok / stats.elapsed:.0f}/s), {stats.chunks} chunks, "
+        f"{stats.body_bytes / 1e6:.1f} MB; server journal held {entries} entries at the end",
+        f"latency p50 {median(stats.latencies) * 1000:.0f} ms, "
+        f"p99 {_percentile(stats.latencies, 0.99) * 1000:.0f} ms; time to first byte p50 "
+        f"{median(stats.first_byte) * 1000:.0f} ms, p99 "
+        f"{_percentile(stats.first_byte, 0.99) * 1000:.0f} ms",
+        f"CPU busy: server {server_cpu / stats.elapsed:.0%}, client "
+        f"{stats.client_cpu / stats.elapsed:.0%} ({context.cpus.description})",
+        f"server RSS: start {start:.1f} MiB, end {end:.1f} MiB "
+        f"(≈{per_entry:.2f} KiB per journal entry kept), after the per-test reset "
+        f"{after_reset:.1f} MiB; source: {memory[0]['source']}",
+    )
+    return Result(
+        name="load",
+        title=f"Load: {job.clients} streaming clients × {job.seconds:g} s, four fakes",
+        unit="MiB RSS",
+        ours=end,
+        baseline=start,
+        baseline_label="server RSS at start (after warm-up); ours = RSS at end, before reset",
+        target=MEMORY_TARGET,
+        checks=checks,
+        notes=notes,
+    )
+
+
+register(Benchmark("load", "Load test (500 clients × 10 s)", "load", load_test, MEMORY_TARGET))
