@@ -16,7 +16,7 @@ from typing import Protocol, cast
 from providers.errors import TapedeckError
 
 #: Command modules, in the order `tapedeck --help` lists them.
-COMMANDS: tuple[str, ...] = ("tools.serve",)
+COMMANDS: tuple[str, ...] = ("tools.serve", "tools.bench_cmd")
 
 
 class Command(Protocol):

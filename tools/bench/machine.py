@@ -1,0 +1,86 @@
+"""Where the numbers were measured: CPU, cores, memory, versions, load, pinning."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from tools.bench.procs import CpuPlan
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cpuinfo_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_total() -> str:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _package(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def _commit() -> str:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except OSError:
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages (other work on the machine skews every wall time)."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
+
+
+def machine_info(cpus: CpuPlan) -> dict[str, str]:
+    """Everything a reader needs to judge the numbers, as label → value."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {
+        "date (UTC)": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
+        "CPU": _cpuinfo_model(),
+        "cores": f"{os.cpu_count()} logical, {usable} usable by this process",
+        "memory": _memory_total(),
+        "OS": platform.platform(),
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "aiohttp": _package("aiohttp"),
+        "requests": _package("requests"),
+        "vcrpy": _package("vcrpy"),
+        "tapedeck commit": _commit(),
+        "CPU pinning": cpus.description,
+        "load average at start (1/5/15 min)": load_average(),
+    }
