@@ -160,8 +160,9 @@ def settle(server: FakeServer, deadline: float = 2.0) -> None:
     """Wait until no request is still being answered.
 
     The journal's outcome is written by the fake after its last byte went out, which can be
-    after the client returned; and resetting a fake while a handler still runs corrupts the
-    journal (see test_reset_while_a_reply_runs_leaves_the_new_journal_alone).
+    after the client returned. A reset while a handler still runs drops that handler's later
+    updates (see test_reset_while_a_reply_runs_leaves_the_new_journal_alone), so a test that
+    judges outcomes, or a handler error raised late, must be waited for before the next reset.
     """
     end = time.monotonic() + deadline
     while True:

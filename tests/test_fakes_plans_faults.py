@@ -31,7 +31,6 @@ from fake_upstreams.script import DONE_MODES, HTTP_ERROR_KINDS, ResponseScript
 from fake_upstreams.server import FakeFleet
 from providers.errors import (
     AccessDeniedError,
-    ConnectError,
     MalformedReplyError,
     RateLimitedError,
     StreamResetError,
@@ -263,41 +262,22 @@ SHORT = "ok ✓ done"
 #: Deadline for the cases that must end by a timeout: short, but far above loopback latency.
 TIMEOUT = 0.3
 
-REQUESTS_READ_TIMEOUT_BUG = (
-    "requests turns a read timeout during iter_content into requests.ConnectionError "
-    "(requests/models.py generate(): `except ReadTimeoutError as e: raise ConnectionError(e)`), "
-    "which providers/transport_errors.py maps by phase to StreamResetError instead of "
-    "UpstreamTimeoutError"
-)
-AIOHTTP_MALFORMED_CHUNK_BUG = (
-    "aiohttp 3.14 (client_proto.py data_received) closes the transport on a bad chunk-size line "
-    "but never fails the response's payload reader and drops its sock_read timer: the adapter "
-    "waits until the total deadline (UpstreamTimeoutError), or gets an untyped "
-    'RuntimeError("Connection closed.") from streams.py _wait, or — when the bad line arrives '
-    "with the head — UpstreamHTTPError(400) for a status the server never sent; "
-    "providers/transport.py stream_async must turn all of these into StreamResetError"
-)
-AIOHTTP_GARBAGE_STATUS_BUG = (
-    "aiohttp raises ClientResponseError(status=400, 'Bad status line') for a reply that is not "
-    "HTTP at all, and providers/transport_errors.py maps it to UpstreamHTTPError(status=400), a "
-    "status the server never sent; requests reports the same fault as ConnectError (the "
-    "documented rule: a failure before the status line is a ConnectError)"
-)
-
 
 def _fault(fault: Fault, text: str = SHORT) -> ResponseScript:
     return ResponseScript(text=text, fault=fault)
 
 
 FAULT_CASES = {
-    # Before the status line a failure is a ConnectError (providers/transport_errors.py).
+    # The connection was established, then reset or answered with garbage: the reply is what
+    # broke, so StreamResetError on both doors of every adapter, whether or not a status line
+    # had arrived. ConnectError is only for a connection that never opened (refused, DNS,
+    # connect timeout); see the providers/transport_errors.py docstring. Garbage must not
+    # become UpstreamHTTPError either: aiohttp's "Bad status line" 400 was never sent.
     "reset-before-headers": Case(
-        _fault(Fault("reset-before-headers")), _same(Raises(ConnectError))
+        _fault(Fault("reset-before-headers")), _same(Raises(StreamResetError))
     ),
     "random-bytes": Case(
-        _fault(Fault("random-bytes", size=64, seed=3)),
-        _same(Raises(ConnectError)),
-        bugs=dict.fromkeys(fs.AIOHTTP_BASED, AIOHTTP_GARBAGE_STATUS_BUG),
+        _fault(Fault("random-bytes", size=64, seed=3)), _same(Raises(StreamResetError))
     ),
     "reset-after-5-bytes": Case(
         _fault(Fault("reset-after", after_bytes=5)), _same(Raises(StreamResetError))
@@ -309,13 +289,11 @@ FAULT_CASES = {
         _fault(Fault("malformed-chunked", after_bytes=5)),
         _same(Raises(StreamResetError)),
         deadline=TIMEOUT,
-        bugs=dict.fromkeys(fs.AIOHTTP_BASED, AIOHTTP_MALFORMED_CHUNK_BUG),
     ),
     "malformed-chunked-at-once": Case(
         _fault(Fault("malformed-chunked", after_bytes=0)),
         _same(Raises(StreamResetError)),
         deadline=TIMEOUT,
-        bugs=dict.fromkeys(fs.AIOHTTP_BASED, AIOHTTP_MALFORMED_CHUNK_BUG),
     ),
     # A raw stream has no end marker: a cut can only show as chunked framing without its end.
     "truncate-after-5-bytes": Case(
@@ -328,7 +306,6 @@ FAULT_CASES = {
         _fault(Fault("stall", after_bytes=5, seconds=3.0)),
         _same(Raises(UpstreamTimeoutError)),
         deadline=TIMEOUT,
-        bugs=dict.fromkeys(fs.REQUESTS_BASED, REQUESTS_READ_TIMEOUT_BUG),
     ),
     # A stall that ends in a close without the last chunk is a cut stream.
     "stall-then-close": Case(
@@ -346,7 +323,6 @@ FAULT_CASES = {
         _fault(Fault("slow-close", seconds=3.0)),
         _by_kind(Raises(UpstreamTimeoutError), Text(SHORT)),
         deadline=TIMEOUT,
-        bugs={"Aivvm": REQUESTS_READ_TIMEOUT_BUG},
     ),
     "first-byte-latency": Case(
         ResponseScript(text=SHORT, first_byte_delay=0.05), _same(Text(SHORT))
@@ -453,16 +429,6 @@ async def test_slow_reader_of_a_reply_cut_after_its_last_byte(
 # -- resetting a fake while a reply is still running --------------------------------------------
 
 
-JOURNAL_RESET_BUG = (
-    "fake_upstreams/journal.py: clear() empties the entry list but a running handler keeps its "
-    "old index; its later finish()/fail() then overwrites the new entry with that index (or "
-    "raises IndexError inside the handler, logged as 'Error handling request' and turned into "
-    "a FakeUpstreamError in the next test). Entries need ids that survive clear(), e.g. a "
-    "generation counter, with updates for an older generation dropped"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=JOURNAL_RESET_BUG)
 def test_reset_while_a_reply_runs_leaves_the_new_journal_alone(fleet: FakeFleet) -> None:
     server = fleet["Aivvm"]
     server.state.scripts.replace(default=_fault(Fault("slow-close", seconds=0.3), text="old"))
