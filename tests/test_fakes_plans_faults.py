@@ -39,6 +39,7 @@ from providers.errors import (
     UpstreamHTTPError,
     UpstreamTimeoutError,
 )
+from providers.transport import Timeouts
 from providers.wire.common import Framing
 from tests import fakes_support as fs
 from tests.fakes_support import DOORS, NAMES, RAW_TEXT, SSE, Door, Outcome, Raises, Text
@@ -341,6 +342,25 @@ FAULT_CASES = {
 @pytest.mark.parametrize(("case", "name", "door"), _params(FAULT_CASES))
 async def test_fault(fleet: FakeFleet, case: Case, name: str, door: Door) -> None:
     await _check(fleet, case, name, door)
+
+
+@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("name", NAMES)
+async def test_total_deadline_ends_a_drip_that_never_trips_the_read_timeout(
+    fleet: FakeFleet, name: str, door: Door
+) -> None:
+    # A byte every 30 ms never lets the 5 s read timeout fire: only the total deadline can end
+    # this call, and it must do so on time (the table above sets every deadline to the same
+    # value, so it cannot tell which one ended a call).
+    fleet[name].state.scripts.replace(
+        default=_fault(Fault("slow-drip", interval=0.03), text="drip " * 100)
+    )
+    timeouts = Timeouts(connect=5.0, read=5.0, total=TIMEOUT)
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeoutError):
+        await fs.call(name, door, fleet[name].url, MESSAGES, timeout=timeouts)
+    elapsed = time.monotonic() - started
+    assert elapsed < TIMEOUT + fs.DEADLINE_SLACK, f"took {elapsed:.2f} s (total {TIMEOUT:g} s)"
 
 
 def test_the_tables_cover_every_plan_fault_error_and_framing_option() -> None:
