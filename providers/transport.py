@@ -185,10 +185,17 @@ async def _read_chunks(
     reader = response.content
     last_data = time.monotonic()
     while True:
+        poll = asyncio.timeout(_LIVENESS_POLL)
         try:
-            async with asyncio.timeout(_LIVENESS_POLL):
+            async with poll:
                 data, end_of_http_chunk = await reader.readchunk()
         except TimeoutError:
+            if not poll.expired():
+                # aiohttp's own deadline (total, or its stored sock_read error), not our poll:
+                # it must reach the caller. Taken for a poll it would be retried, and a spent
+                # total timer raises again without awaiting, so the loop would spin, starving
+                # the event loop until the read timeout and ignoring the total deadline.
+                raise
             if reader.at_eof():
                 return
             if _connection_gone(response):
