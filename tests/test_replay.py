@@ -346,3 +346,88 @@ def test_tapedeck_matcher_is_what_the_replay_server_uses() -> None:
         getgpt_request("first prompt", key="9" * 16, iv="8" * 16, uuid="new"),
     )
     assert matcher.key(request) == tapedeck_matcher().key(getgpt_cassette().interactions[0].request)
+
+
+# -- the pytest plugin, seen from a user's fresh test files ---------------------------------
+
+pytest_plugins = ["pytester"]
+
+USER_TESTS = """
+import pytest
+import requests
+
+HI = {"q": "one"}
+
+@pytest.mark.tapedeck_cassette("cassettes/c.yaml")
+def test_plays(cassette_server):
+    reply = requests.post(cassette_server.url + "/api/chat", json=HI)
+    assert reply.content.startswith(b"data: ")
+    assert cassette_server.unplayed == [1, 2]
+
+@pytest.mark.tapedeck_cassette("cassettes/c.yaml", allow_repeats=True)
+async def test_async_and_repeats(cassette_server):
+    url = cassette_server.url + "/api/chat"
+    for _ in range(3):
+        assert requests.post(url, json={"q": "two"}).content == b"second"
+
+@pytest.mark.tapedeck_cassette("cassettes/c.yaml", strict=True)
+def test_strict_fails_when_left_unplayed(cassette_server):
+    requests.post(cassette_server.url + "/api/chat", json={"q": "two"})
+
+@pytest.mark.tapedeck_cassette("cassettes/c.yaml")
+def test_swallowed_miss_still_fails(cassette_server):
+    try:
+        requests.post(cassette_server.url + "/api/chat", json={"q": "nine"}).raise_for_status()
+    except requests.HTTPError:
+        pass  # code under test that hides errors
+
+@pytest.mark.tapedeck_cassette("cassettes/c.yaml")
+def test_claimed_miss_passes(cassette_server):
+    assert requests.post(cassette_server.url + "/x").status_code == 421
+    assert len(cassette_server.take_misses()) == 1
+
+def test_needs_a_marker(cassette_server):
+    pass
+
+@pytest.mark.tapedeck_cassette("cassettes/missing.yaml")
+def test_missing_file(cassette_server):
+    pass
+
+@pytest.mark.tapedeck_cassette("cassettes/c.yaml", sped=2)
+def test_typo_in_option(cassette_server):
+    pass
+"""
+
+
+def test_the_marker_and_fixture_in_a_fresh_test_file(
+    pytester: pytest.Pytester, cassette: Cassette
+) -> None:
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    yamlio.save(cassette, pytester.path / "cassettes" / "c.yaml")
+    pytester.makepyfile(test_user=USER_TESTS)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=2, errors=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            "FAILED test_user.py::test_strict_fails_when_left_unplayed - *",
+            "FAILED test_user.py::test_swallowed_miss_still_fails - *",
+            "ERROR test_user.py::test_needs_a_marker - *",
+            "ERROR test_user.py::test_missing_file - *",
+            "ERROR test_user.py::test_typo_in_option - *",
+            "*2 interaction(s) of *c.yaml were never played (strict=True):",
+            "*#0 POST http://127.0.0.1:8103/api/chat",
+            "E*NoMatchingInteractionError: no interaction in *c.yaml matches POST *",
+            '*body (fields q): recorded {"q":"one"}, this request {"q":"nine"}',
+            "*cassette_server needs a cassette: mark the test @pytest.mark.tapedeck_cassette*",
+            "*no cassette at *missing.yaml or *missing.yaml",
+            "*unknown keywords sped",
+        ]
+    )
+
+
+def test_the_marker_is_registered(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines(["@pytest.mark.tapedeck_cassette(path, *, speed=0, *"])
