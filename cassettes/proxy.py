@@ -1,0 +1,312 @@
+"""The recording reverse proxy: an aiohttp server in front of one target URL.
+
+Each request is read whole (request bodies are small JSON), then, as the session's
+:class:`~cassettes.recorder.Recorder` decides, replayed from the cassette, refused (409, naming
+the record mode), or forwarded. A forwarded request's response is relayed by
+:func:`cassettes.relay.relay` as it arrives, chunk by chunk, and recorded once it completed.
+
+Errors the client gets from the proxy itself, all JSON ``{"error": {"code", "message"}}``:
+
+- 502 ``upstream_unreachable``: the target could not be reached or answered no HTTP response
+  (nothing is recorded); the message names the target;
+- 504 ``upstream_timeout``: the target accepted the connection but sent no response head in time;
+- 409 ``record_mode_<mode>``: no recording matches and the mode does not record.
+
+:class:`RecordingProxy` runs it in the current loop (``async with``). Stopping it gives replies
+in flight ``shutdown_timeout`` seconds, then writes whatever was recorded and not yet saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Self
+
+import aiohttp
+from aiohttp import web
+
+from cassettes.http_headers import (
+    decode_pairs,
+    forwarded_request_headers,
+    recorded_request_headers,
+    replay_headers,
+)
+from cassettes.model import Interaction, RecordedRequest
+from cassettes.recorder import Event, EventKind, Recorder
+from cassettes.relay import RelaySettings, recorded_response, relay
+from cassettes.scrub import scrub_request
+from cassettes.tee import ChunkTee
+
+__all__ = ["PROXY_KEY", "ProxyState", "RecordingProxy", "make_proxy_app"]
+
+#: Request bodies up to this size are accepted (aiohttp's default is 1 MiB).
+MAX_REQUEST_BODY = 64 * 1024 * 1024
+
+
+class ProxyState:
+    """What every handler of one proxy shares."""
+
+    def __init__(self, recorder: Recorder, target: str, settings: RelaySettings) -> None:
+        self.recorder = recorder
+        self.target = target.rstrip("/")
+        self.settings = settings
+        self.session: aiohttp.ClientSession | None = None
+
+
+PROXY_KEY = web.AppKey("tapedeck_proxy", ProxyState)
+
+
+def make_proxy_app(state: ProxyState) -> web.Application:
+    """The proxy's app: every method and path goes to one handler."""
+    app = web.Application(client_max_size=MAX_REQUEST_BODY)
+    app[PROXY_KEY] = state
+    app.router.add_route("*", "/{tail:.*}", _handle)
+    app.cleanup_ctx.append(_client_session)
+    return app
+
+
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
+    state = app[PROXY_KEY]
+    # Forward exactly what the client sent: no cookie jar, no auto-added headers, no
+    # decompression, no environment proxies, no redirects followed.
+    connector = aiohttp.TCPConnector(limit=0, enable_cleanup_closed=True)
+    state.session = aiohttp.ClientSession(
+        connector=connector,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+        auto_decompress=False,
+        trust_env=False,
+        timeout=aiohttp.ClientTimeout(
+            total=None,
+            connect=state.settings.connect_timeout,
+            sock_read=state.settings.head_timeout,
+        ),
+    )
+    yield
+    await state.session.close()
+
+
+async def _handle(request: web.Request) -> web.StreamResponse:
+    state = request.app[PROXY_KEY]
+    body = await request.read()
+    pairs = decode_pairs(request.raw_headers)
+    recorded = RecordedRequest(
+        request.method,
+        state.settings.record_base + request.raw_path,
+        recorded_request_headers(pairs),
+        body if request.body_exists else None,
+    )
+    recorder = state.recorder
+    decision = recorder.decide(recorded)
+    if decision.action == "play" and decision.interaction is not None:
+        return await _play(request, decision.interaction)
+    if decision.action == "refuse":
+        recorder.note(Event("refused", request.method, _shown_path(request), 409))
+        return _error(409, f"record_mode_{recorder.mode}", decision.message)
+    return await _forward(request, state, recorded, pairs)
+
+
+async def _forward(
+    request: web.Request, state: ProxyState, recorded: RecordedRequest, pairs: list[tuple[str, str]]
+) -> web.StreamResponse:
+    assert state.session is not None  # made by the app's startup
+    started = time.perf_counter()
+    url = state.target + request.raw_path
+    try:
+        upstream = await state.session.request(
+            request.method,
+            url,
+            headers=forwarded_request_headers(pairs),
+            data=recorded.body,
+            allow_redirects=False,
+        )
+    except (aiohttp.ClientError, TimeoutError, OSError) as error:
+        timeout = isinstance(error, TimeoutError) and not isinstance(error, OSError)
+        what = "timed out waiting for" if timeout else "cannot reach"
+        message = (
+            f"tapedeck record: {what} the target {state.target} ({request.method} "
+            f"{_shown_path(request)}): {type(error).__name__}: {error or 'no detail'}"
+        )
+        state.recorder.note(
+            Event("unreachable", request.method, _shown_path(request), detail=message)
+        )
+        if timeout:
+            return _error(504, "upstream_timeout", message)
+        return _error(502, "upstream_unreachable", message)
+    tee = ChunkTee(started)
+    try:
+        outcome = await relay(request, upstream, tee, state.settings)
+    except asyncio.CancelledError:
+        # Only a shutdown cancels the handler (no handler cancellation on client hang-ups): a
+        # body that went through whole is still recorded (written by stop()), nothing else is.
+        if tee.complete:
+            _record(state, request, recorded, upstream, tee)
+        else:
+            state.recorder.note(_event("cut", request, upstream.status, tee, detail="stopped"))
+        raise
+    finally:
+        upstream.close()  # a no-op after a complete body was read and released
+    if not tee.complete:
+        state.recorder.note(_event("cut", request, upstream.status, tee, detail=outcome.cut))
+    elif _record(state, request, recorded, upstream, tee):
+        await state.recorder.persist()
+    return outcome.response
+
+
+def _record(
+    state: ProxyState,
+    request: web.Request,
+    recorded: RecordedRequest,
+    upstream: aiohttp.ClientResponse,
+    tee: ChunkTee,
+) -> bool:
+    """Keep the finished exchange (scrubbed) and report it; True if it was kept."""
+    kept = state.recorder.add(Interaction(recorded, recorded_response(upstream, tee)))
+    kind: EventKind = "recorded" if kept is not None else "dropped"
+    state.recorder.note(_event(kind, request, upstream.status, tee))
+    if kept is not None:
+        state.recorder.persist_soon()
+    return kept is not None
+
+
+async def _play(request: web.Request, interaction: Interaction) -> web.StreamResponse:
+    """The recorded response, one write per recorded chunk, as fast as possible."""
+    recorded = interaction.response
+    response = web.StreamResponse(status=recorded.status, reason=recorded.reason or None)
+    for name, value in replay_headers(recorded.headers):
+        response.headers.add(name, value)
+    length = recorded.header("content-length")
+    if length is not None and length.isdigit() and int(length) == len(recorded.body):
+        response.content_length = len(recorded.body)
+    else:
+        response.enable_chunked_encoding()
+    kind: EventKind = "replayed"
+    try:
+        await response.prepare(request)
+        for piece in recorded.chunk_bytes():
+            await response.write(piece)
+        await response.write_eof()
+    except ConnectionError:
+        kind = "client-gone"
+    request.app[PROXY_KEY].recorder.note(
+        Event(
+            kind,
+            request.method,
+            _shown_path(request),
+            recorded.status,
+            len(recorded.body),
+            len(recorded.plan),
+        )
+    )
+    return response
+
+
+def _event(
+    kind: EventKind,
+    request: web.Request,
+    status: int,
+    tee: ChunkTee,
+    *,
+    detail: str = "",
+) -> Event:
+    elapsed_ms = (time.perf_counter() - tee.started) * 1000
+    path = _shown_path(request)
+    return Event(kind, request.method, path, status, tee.size, tee.chunks, elapsed_ms, detail)
+
+
+def _shown_path(request: web.Request) -> str:
+    """The path and query for progress output, scrubbed like the cassette (logs leak too)."""
+    if not request.query_string:
+        return request.raw_path
+    policy = request.app[PROXY_KEY].recorder.policy
+    return scrub_request(RecordedRequest(request.method, request.raw_path), policy).uri
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+class RecordingProxy:
+    """The proxy for ``recorder`` in front of ``target``, on ``host:port`` (port 0: any free).
+
+    ``record_as`` writes request URIs as if they went to that base URL instead of ``target``
+    (e.g. the real site a local stand-in replaces), so plain vcrpy matches them by host.
+
+        async with RecordingProxy(recorder, "http://127.0.0.1:8101") as proxy:
+            ...  # send requests to proxy.url
+
+    Unlike the fakes, it runs without aiohttp's handler cancellation: a client that hangs up
+    early must not stop the recording of the upstream's whole response.
+    """
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        target: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        record_as: str | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 300.0,
+        shutdown_timeout: float = 2.0,
+    ) -> None:
+        settings = RelaySettings(
+            record_base=(record_as or target).rstrip("/"),
+            connect_timeout=connect_timeout,
+            head_timeout=read_timeout,
+            read_timeout=read_timeout,
+        )
+        self.recorder = recorder
+        self.host = host
+        self.app = make_proxy_app(ProxyState(recorder, target, settings))
+        self._requested_port = port
+        self._shutdown_timeout = shutdown_timeout
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running proxy, without a trailing slash."""
+        if self._port is None:
+            raise RuntimeError("the recording proxy is not running")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._port}"
+
+    async def start(self) -> None:
+        """Bind and serve in the running loop (``OSError`` if the port is taken)."""
+        if self._runner is not None:
+            raise RuntimeError("the recording proxy is already running")
+        runner = web.AppRunner(
+            self.app,
+            handle_signals=False,
+            handler_cancellation=False,
+            shutdown_timeout=self._shutdown_timeout,
+            access_log=None,
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self._requested_port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop serving (replies in flight get ``shutdown_timeout`` seconds), then write what
+        was recorded and not saved yet, and close the recorder."""
+        runner, self._runner, self._port = self._runner, None, None
+        try:
+            if runner is not None:
+                await runner.cleanup()
+        finally:
+            await self.recorder.close()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
