@@ -16,7 +16,14 @@ from typing import Protocol, cast
 from providers.errors import TapedeckError
 
 #: Command modules, in the order `tapedeck --help` lists them.
-COMMANDS: tuple[str, ...] = ("tools.serve", "tools.bench_cmd")
+COMMANDS: tuple[str, ...] = (
+    "tools.serve",
+    "tools.bench_cmd",
+    "tools.replay_cmd",
+    "tools.inspect_cmd",
+    "tools.lint_cmd",
+    "tools.record_cmd",
+)
 
 
 class Command(Protocol):

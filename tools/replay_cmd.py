@@ -1,0 +1,152 @@
+"""`tapedeck replay CASSETTE`: serve a cassette on 127.0.0.1 until Ctrl-C or SIGTERM.
+
+Once the server listens, stdout gets exactly one line, ``replay URL``, flushed, so a script can
+read the URL and start at once. Everything else goes to stderr: one line per request (the
+interaction played, or the miss and why), and on exit a summary naming every interaction that
+was never played. Ctrl-C and SIGTERM stop the server and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import math
+import signal
+import sys
+
+from cassettes.replay import ReplayEvent, ReplayServer
+from fake_upstreams.offline import is_loopback_host
+
+NAME = "replay"
+HELP = "serve a cassette on 127.0.0.1, chunk for chunk (Ctrl-C stops it)"
+_EPILOG = """\
+output:
+  stdout  one line once the server listens: 'replay URL', e.g. 'replay http://127.0.0.1:40123'
+  stderr  one line per request: '#N METHOD PATH -> STATUS, C chunk(s), B B, T ms' for the
+          interaction played, or 'miss METHOD PATH -> 421: why' (the JSON answer lists the
+          closest recordings and which matcher differed); on exit, the unplayed interactions.
+
+Each interaction is played once, in recording order, unless --allow-repeats. Ctrl-C or SIGTERM
+stops the server (exit status 0).
+"""
+
+
+def _speed(value: str) -> float:
+    try:
+        speed = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not (math.isfinite(speed) and speed >= 0):
+        raise argparse.ArgumentTypeError("speed must be 0 (as fast as possible) or positive")
+    return speed
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
+    return port
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `tapedeck replay`."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = _EPILOG
+    parser.add_argument("cassette", metavar="CASSETTE", help="the cassette file (YAML)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=_port, default=0, help="port to listen on (default: 0, a free one)"
+    )
+    parser.add_argument(
+        "--speed",
+        type=_speed,
+        default=0.0,
+        metavar="F",
+        help="replay the recorded timing scaled by F (1 = as recorded, 2 = twice as fast); "
+        "0, the default, sends every chunk at once",
+    )
+    parser.add_argument(
+        "--allow-repeats",
+        action="store_true",
+        help="answer a request again with its last recording once its recordings are used up",
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not log requests on stderr")
+
+
+def _say(message: str) -> None:
+    print(f"tapedeck replay: {message}", file=sys.stderr, flush=True)
+
+
+def _log(event: ReplayEvent) -> None:
+    print(event.describe(), file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the cassette and serve it until a signal; 0 on a clean stop, 1 if it cannot start."""
+    try:
+        server = ReplayServer(
+            args.cassette,
+            speed=args.speed,
+            allow_repeats=args.allow_repeats,
+            host=args.host,
+            port=args.port,
+            on_event=None if args.quiet else _log,
+        )
+    except OSError as error:
+        _say(f"cannot read {args.cassette}: {error.strerror or error}")
+        return 1
+    if not is_loopback_host(args.host):
+        _say(f"warning: listening on {args.host}, beyond loopback")
+    return asyncio.run(_serve(server, args))
+
+
+async def _serve(server: ReplayServer, args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        try:
+            await server.start()
+        except OSError as error:
+            _say(_cannot_listen(f"{args.host}:{args.port}", error))
+            return 1
+        try:
+            with contextlib.suppress(BrokenPipeError):
+                print(f"replay {server.url}", flush=True)
+            total = len(server.cassette)
+            _say(f"{args.cassette}: {total} interaction(s) ready; Ctrl-C stops the server")
+            await stop.wait()
+        finally:
+            await server.stop()
+        _summary(server)
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _summary(server: ReplayServer) -> None:
+    total, left = len(server.cassette), server.describe_unplayed()
+    misses = len(server.misses)
+    _say(
+        f"stopped: played {len(server.played)} request(s) from {total - len(left)} of {total} "
+        f"interaction(s); {misses} request(s) matched nothing"
+    )
+    if left:
+        _say(f"{len(left)} interaction(s) never played:")
+        for line in left:
+            print(f"  {line}", file=sys.stderr, flush=True)
+
+
+def _cannot_listen(where: str, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is already in use (use --port 0)"
+    return f"cannot listen on {where}: {error.strerror or error}"
