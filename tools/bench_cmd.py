@@ -43,8 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="run only benchmarks whose name contains NAME (repeatable)",
     )
-    parser.add_argument("--reps", type=int, help="measured runs per side (default 5)")
-    parser.add_argument("--seconds", type=float, help="seconds per measured run (default 2)")
+    parser.add_argument("--reps", type=int, help="measured runs per side (default 7)")
+    parser.add_argument("--seconds", type=float, help="seconds per measured run (default 1.5)")
     parser.add_argument("--load-clients", type=int, help="concurrent clients (default 500)")
     parser.add_argument("--load-seconds", type=float, help="load duration (default 10)")
     parser.add_argument(

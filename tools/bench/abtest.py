@@ -9,6 +9,7 @@ gives the cost per unit on the server (the figure that does not depend on who wa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -16,6 +17,7 @@ from providers.errors import TapedeckError
 from tools.bench.context import BenchContext
 from tools.bench.core import Check, Result, Target, median, spread
 from tools.bench.jobs import ThroughputJob, ThroughputSample
+from tools.bench.machine import busy_seconds
 from tools.bench.server_proc import ServerHandle
 
 #: Extracts the figure of merit (units per second) from one sample.
@@ -30,6 +32,8 @@ class Side:
 
     samples: list[ThroughputSample] = field(default_factory=list)
     server_cpu: list[float] = field(default_factory=list)
+    #: CPU seconds used by everything else on the machine during each run (None: unknown).
+    other_cpu: list[float | None] = field(default_factory=list)
 
 
 def interleave(
@@ -44,19 +48,26 @@ def interleave(
         order = (0, 1) if rep % 2 == 0 else (1, 0)
         for which in order:
             job = (ours, baseline)[which]
-            sample, cpu = _run(context, server, job)
+            sample, cpu, other = _run(context, server, job)
             sides[which].samples.append(sample)
             sides[which].server_cpu.append(cpu)
+            sides[which].other_cpu.append(other)
     return sides
 
 
 def _run(
     context: BenchContext, server: ServerHandle, job: ThroughputJob
-) -> tuple[ThroughputSample, float]:
+) -> tuple[ThroughputSample, float, float | None]:
+    """One run: (client's sample, server CPU seconds, other processes' CPU seconds)."""
     server.reset()
+    machine_before, parent_before = busy_seconds(), time.process_time()
     before = server.cpu()
     sample: ThroughputSample = context.run_job(job, timeout=job.duration + 120.0)
     cpu = server.cpu() - before
+    machine_after, parent = busy_seconds(), time.process_time() - parent_before
+    other = None
+    if machine_before is not None and machine_after is not None:
+        other = max(machine_after - machine_before - cpu - sample.client_cpu - parent, 0.0)
     if sample.error_count:
         raise TapedeckError(
             f"{sample.error_count} failed request(s) on port {job.port}; first: "
@@ -64,7 +75,7 @@ def _run(
         )
     if not sample.replies:
         raise TapedeckError(f"no reply completed on port {job.port} in {job.duration:g} s")
-    return sample, cpu
+    return sample, cpu, other
 
 
 def same_reply_check(ours: tuple[bytes, ...] | None, baseline: tuple[bytes, ...] | None) -> Check:
@@ -113,7 +124,9 @@ def summarise(
         _utilisation("ours", ours),
         _utilisation("baseline", base),
         f"run-to-run spread (max-min)/median: ours {spread(ours_rates):.1%}, "
-        f"baseline {spread(base_rates):.1%}",
+        f"baseline {spread(base_rates):.1%}; ours/baseline of each adjacent pair: "
+        f"{_pairs(ours_rates, base_rates)}",
+        _others(ours, base),
         *notes,
     ]
     return Result(
@@ -152,3 +165,26 @@ def _utilisation(label: str, side: Side) -> str:
     elif server > 0.9:
         verdict = " — server-bound"
     return f"CPU busy, {label}: server {server:.0%}, client {client:.0%}{verdict}"
+
+
+def _pairs(ours: tuple[float, ...], base: tuple[float, ...]) -> str:
+    ratios = sorted(a / b for a, b in zip(ours, base, strict=True) if b)
+    if not ratios:
+        return "none"
+    return f"{ratios[0]:.2f} to {ratios[-1]:.2f} (median {median(ratios):.2f})"
+
+
+def _others(ours: Side, base: Side) -> str:
+    """How much CPU other processes took while we measured, in CPUs (2.0 = both of 2 cores)."""
+    shares = [
+        other / sample.elapsed
+        for side in (ours, base)
+        for other, sample in zip(side.other_cpu, side.samples, strict=True)
+        if other is not None
+    ]
+    if not shares:
+        return "other processes' CPU use during the runs: unknown"
+    return (
+        f"other processes on the machine during the runs: median {median(shares):.2f} CPUs busy "
+        f"(max {max(shares):.2f}); more than ~0.1 makes wall-clock figures unreliable"
+    )

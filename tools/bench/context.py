@@ -22,14 +22,16 @@ class BenchOptions:
 
     quick: bool = False
     #: Seconds of one measured run, and of the warm-up run before a subject's first run.
-    run_seconds: float = 2.0
+    run_seconds: float = 1.5
     warmup_seconds: float = 0.5
     #: Measured runs per subject (interleaved ours/baseline); medians are reported.
-    reps: int = 5
+    reps: int = 7
     sse_events: int = 2000
     raw_bytes: int = 1024 * 1024
     raw_piece_bytes: int = 16 * 1024
-    stream_connections: int = 1
+    #: Concurrent streams: enough to keep the server busy while the client drains a reply's
+    #: tail and sends the next request (with one, the server idles between replies).
+    stream_connections: int = 4
     short_concurrency: int = 16
     fixture_reps: int = 5
     #: Empty tests per pytest run when timing the per-test fixture cost.

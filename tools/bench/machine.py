@@ -58,6 +58,23 @@ def _commit() -> str:
     return done.stdout.strip() or "unknown"
 
 
+def busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (all processes, all CPUs).
+
+    Read around a measurement and minus our own processes' CPU time, it tells how much other
+    work ran meanwhile: the thing that makes wall-clock figures on a shared machine unreliable.
+    """
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait.
+    ticks = [int(value) for value in fields[1:9]]
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def load_average() -> str:
     """The 1/5/15-minute load averages (other work on the machine skews every wall time)."""
     try:
