@@ -336,7 +336,10 @@ def test_cli_lists_benchmarks(capsys: pytest.CaptureFixture[str]) -> None:
 def test_quick_options_can_be_overridden_from_the_command_line() -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    options = options_from(parser.parse_args(["--quick", "--reps", "3", "--only", "sse"]))
+    options = options_from(
+        parser.parse_args(["--quick", "--reps", "3", "--only", "sse", "--wait-quiet", "5"])
+    )
+    assert options.quiet_wait == 5.0
     assert options.quick
     assert options.reps == 3
     assert options.only == ("sse",)

@@ -48,6 +48,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--load-clients", type=int, help="concurrent clients (default 500)")
     parser.add_argument("--load-seconds", type=float, help="load duration (default 10)")
     parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        metavar="SECONDS",
+        help="before each benchmark, wait up to SECONDS for other processes to leave the "
+        "machine nearly idle (for shared machines; default: do not wait)",
+    )
+    parser.add_argument(
         "--no-pin", action="store_true", help="do not pin server and client to their own CPUs"
     )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
@@ -66,6 +73,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         ("run_seconds", args.seconds),
         ("load_clients", args.load_clients),
         ("load_seconds", args.load_seconds),
+        ("quiet_wait", args.wait_quiet),
     ):
         if value is not None:
             changes[option] = value

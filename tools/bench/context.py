@@ -41,6 +41,10 @@ class BenchOptions:
     load_seconds: float = 10.0
     load_words: int = 24
     load_chunk_delay: float = 0.01
+    #: Before each benchmark, wait up to this many seconds for other processes to use less
+    #: than ``quiet_cpus`` CPUs (0: do not wait). For shared machines.
+    quiet_wait: float = 0.0
+    quiet_cpus: float = 0.15
     run_suite: bool = False
     skip_load: bool = False
     #: Run only benchmarks whose name contains one of these (empty: all).

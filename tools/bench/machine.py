@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import subprocess
+import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -73,6 +74,16 @@ def busy_seconds() -> float | None:
     ticks = [int(value) for value in fields[1:9]]
     busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6] + ticks[7]
     return busy / os.sysconf("SC_CLK_TCK")
+
+
+def other_load(window: float = 2.0) -> float | None:
+    """CPUs kept busy by other processes over the next ``window`` seconds (this one excluded)."""
+    before, own = busy_seconds(), time.process_time()
+    time.sleep(window)
+    after, own = busy_seconds(), time.process_time() - own
+    if before is None or after is None:
+        return None
+    return max(after - before - own, 0.0) / window
 
 
 def load_average() -> str:

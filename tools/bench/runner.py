@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from tools.bench.context import BenchContext, BenchOptions
 from tools.bench.core import Benchmark, Failed, Outcome, Result, registered
-from tools.bench.machine import load_average, machine_info
+from tools.bench.machine import load_average, machine_info, other_load
 
 #: Modules that register benchmarks, in the order their benchmarks run. The whole-suite run comes
 #: last so that nothing else is running while it is timed.
@@ -73,6 +73,8 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] | None = None) -
         for benchmark in selected(options):
             if benchmark.group == "suite":
                 context.close()  # the suite gets both CPUs to itself
+            if benchmark.group != "cassettes":
+                _wait_for_quiet(options, say)
             say(f"bench: {benchmark.name} ...")
             outcome = _run_one(benchmark, context)
             report.outcomes.append(outcome)
@@ -82,6 +84,21 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] | None = None) -
     report.seconds = time.perf_counter() - started
     report.machine["load average at end (1/5/15 min)"] = load_average()
     return report
+
+
+def _wait_for_quiet(options: BenchOptions, say: Callable[[str], None]) -> None:
+    """Wait (bounded) until other processes leave the machine nearly idle."""
+    if options.quiet_wait <= 0:
+        return
+    deadline = time.monotonic() + options.quiet_wait
+    while True:
+        busy = other_load()
+        if busy is None or busy <= options.quiet_cpus:
+            return
+        if time.monotonic() >= deadline:
+            say(f"bench: other processes still use {busy:.2f} CPUs; measuring anyway")
+            return
+        say(f"bench: other processes use {busy:.2f} CPUs; waiting for a quieter moment")
 
 
 def _run_one(benchmark: Benchmark, context: BenchContext) -> Outcome:
