@@ -61,6 +61,9 @@ class Playable:
     pieces: tuple[bytes, ...]
     offsets_s: tuple[float, ...]
     length_framed: bool
+    #: The recorded Content-Length, kept for HEAD, whose answer states the length of a body it
+    #: does not carry.
+    recorded_length: int | None
 
     @classmethod
     def of(cls, response: RecordedResponse) -> Playable:
@@ -72,6 +75,7 @@ class Playable:
             for value in values
         )
         chunked = "chunked" in (response.header("transfer-encoding") or "").lower()
+        length = (response.header("content-length") or "").strip()
         reason = response.reason if response.reason and response.reason.isprintable() else None
         return cls(
             status=response.status,
@@ -80,6 +84,7 @@ class Playable:
             pieces=tuple(response.chunk_bytes()),
             offsets_s=tuple(offset / 1000.0 for offset in response.plan.offsets_ms),
             length_framed=response.header("content-length") is not None and not chunked,
+            recorded_length=int(length) if length.isdigit() else None,
         )
 
     @property
@@ -177,7 +182,9 @@ def _response_for(number: int, playable: Playable, request: web.Request) -> web.
         status=playable.status, reason=playable.reason, headers=CIMultiDict(playable.headers)
     )
     response.headers[INTERACTION_HEADER] = str(number)
-    if playable.length_framed or request.version < (1, 1):
+    if request.method == "HEAD" and not playable.pieces:
+        response.content_length = playable.recorded_length or 0
+    elif playable.length_framed or request.version < (1, 1):
         response.content_length = playable.size
     else:
         response.enable_chunked_encoding()

@@ -4,6 +4,7 @@ GetGpt's encrypted requests matched by plaintext (replay server and plain vcrpy 
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import aiohttp
@@ -109,6 +110,34 @@ def test_status_reason_and_headers_are_replayed_but_not_per_connection_ones() ->
     assert "Transfer-Encoding" not in reply.headers
     assert reply.headers.get("Connection") != "close"
     assert reply.headers["X-Tapedeck-Interaction"] == "0"
+
+
+def test_head_204_and_http10_clients_get_well_formed_answers() -> None:
+    cassette = Cassette(
+        (
+            Interaction(RecordedRequest("GET", ORIGIN + "/x"), streamed(b"abcdef", [3, 3])),
+            Interaction(
+                RecordedRequest("HEAD", ORIGIN + "/x"),
+                RecordedResponse(200, "OK", {"Content-Length": ["6"]}, b"", ()),
+            ),
+            Interaction(
+                RecordedRequest("GET", ORIGIN + "/e"),
+                RecordedResponse(204, "No Content", {}, b"", ()),
+            ),
+        )
+    )
+    with ReplayServer(cassette) as server:
+        head = requests.head(server.url + "/x", timeout=5)
+        empty = requests.get(server.url + "/e", timeout=5)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
+            raw.sendall(b"GET /x HTTP/1.0\r\nHost: a\r\n\r\n")
+            answer = b"".join(iter(lambda: raw.recv(65536), b""))
+    assert (head.status_code, head.headers["Content-Length"], head.content) == (200, "6", b"")
+    assert (empty.status_code, empty.content) == (204, b"")
+    # HTTP/1.0 has no chunked encoding: the same bytes, delimited by their length.
+    assert answer.startswith(b"HTTP/1.0 200 OK\r\n")
+    assert b"\r\nContent-Length: 6\r\n" in answer
+    assert answer.endswith(b"\r\n\r\nabcdef")
 
 
 def test_each_interaction_plays_once_in_order_and_unplayed_ones_are_listed(
