@@ -105,9 +105,9 @@ def test_the_speed_factor_scales_the_recorded_offsets() -> None:
         assert got >= offset / 1000 * 0.95
     for got, offset in zip(four_times, offsets, strict=True):
         assert got >= offset / 4000 * 0.95
-    # Generous bounds on the rest: 4x faster is between 2x and 10x faster end to end, and
+    # Generous bounds on the rest: 4x faster is between 1.5x and 12x faster end to end, and
     # speed 0 is far quicker than either.
-    assert 2.0 < as_recorded[-1] / four_times[-1] < 10.0
+    assert 1.5 < as_recorded[-1] / four_times[-1] < 12.0
     assert instant[-1] < four_times[-1] / 2
 
 
@@ -156,5 +156,6 @@ def test_lookup_time_does_not_grow_with_the_cassette() -> None:
     spread = [0, 1, 2499, 2500, 4998, 4999, 7, 1234, 3333, 4321]
     small_time = per_lookup_seconds(small, list(range(10)))
     large_time = per_lookup_seconds(large, spread)
-    # A scan over 5,000 recorded keys would cost several times a lookup; allow 3x for noise.
-    assert large_time < 3 * small_time, (small_time, large_time)
+    # A scan over 5,000 recorded keys costs over ten times a lookup; allow 4x for noise and for
+    # a larger dict's cache misses (typically 1.5x).
+    assert large_time < 4 * small_time, (small_time, large_time)
