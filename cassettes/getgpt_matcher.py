@@ -19,12 +19,9 @@ on a ``vcr.VCR`` for plain vcrpy users.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Hashable
 from typing import Any
-
-from aiohttp import Payload
 
 from cassettes import vcr_compat
 from cassettes.matchers import DEFAULT_MATCH_ON, MATCHERS, BodyNormalisers, Matcher, json_body
@@ -96,32 +93,11 @@ def register_getgpt(vcr: Any, *, matcher: Matcher | None = None) -> tuple[str, .
         my_vcr = vcr.VCR(match_on=["tapedeck"])
         register_getgpt(my_vcr)
         with my_vcr.use_cassette("getgpt.yaml", record_mode="none"): ...
-
-    vcrpy's aiohttp stub keeps a request's body as the aiohttp payload object the client passed
-    (the async adapters send a ``BytesPayload``); these matchers read its bytes first.
     """
     matcher = matcher or tapedeck_matcher()
     names = []
     for name in (*MATCHERS, "all"):
-        function = _with_byte_bodies(vcr_compat.vcr_matcher(name, matcher))
+        function = vcr_compat.vcr_matcher(name, matcher)
         vcr.register_matcher(function.__name__, function)
         names.append(function.__name__)
     return tuple(names)
-
-
-def _with_byte_bodies(function: vcr_compat.VcrMatcher) -> vcr_compat.VcrMatcher:
-    def match(this: Any, recorded: Any) -> None:
-        function(_byte_body(this), _byte_body(recorded))
-
-    match.__name__ = function.__name__
-    return match
-
-
-def _byte_body(request: Any) -> Any:
-    body = getattr(request, "body", None)
-    if not isinstance(body, Payload):
-        return request
-    copied = copy.copy(request)
-    # latin-1 maps every byte to one character and back: the exact bytes, through public API.
-    copied.body = body.decode("latin-1").encode("latin-1")
-    return copied
