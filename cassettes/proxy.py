@@ -5,11 +5,13 @@ Each request is read whole (request bodies are small JSON), then, as the session
 the record mode), or forwarded. A forwarded request's response is relayed by
 :func:`cassettes.relay.relay` as it arrives, chunk by chunk, and recorded once it completed.
 
-Errors the client gets from the proxy itself, all JSON ``{"error": {"code", "message"}}``:
+Errors the client gets from the proxy itself, all JSON ``{"error": {"code", "message"}}``, with
+a message naming the target; nothing is recorded for them:
 
-- 502 ``upstream_unreachable``: the target could not be reached or answered no HTTP response
-  (nothing is recorded); the message names the target;
-- 504 ``upstream_timeout``: the target accepted the connection but sent no response head in time;
+- 502 ``upstream_unreachable``: the target could not be reached (refused, unresolvable);
+- 502 ``upstream_bad_response``: it closed the connection, or sent something that is not an
+  HTTP response head;
+- 504 ``upstream_timeout``: it sent no response head in time;
 - 409 ``record_mode_<mode>``: no recording matches and the mode does not record.
 
 :class:`RecordingProxy` runs it in the current loop (``async with``). Stopping it gives replies
@@ -21,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 from aiohttp import web
@@ -52,6 +54,10 @@ class ProxyState:
         self.target = target.rstrip("/")
         self.settings = settings
         self.session: aiohttp.ClientSession | None = None
+        #: Forwarded requests not finished yet: a future set when each ends, and its task.
+        #: aiohttp stops tracking a handler whose client hung up, but its relay goes on
+        #: recording, so stopping the proxy waits for these itself.
+        self.forwards: dict[asyncio.Future[None], asyncio.Task[Any] | None] = {}
 
 
 PROXY_KEY = web.AppKey("tapedeck_proxy", ProxyState)
@@ -104,7 +110,13 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     if decision.action == "refuse":
         recorder.note(Event("refused", request.method, _shown_path(request), 409))
         return _error(409, f"record_mode_{recorder.mode}", decision.message)
-    return await _forward(request, state, recorded, pairs)
+    done = asyncio.get_running_loop().create_future()
+    state.forwards[done] = asyncio.current_task()
+    try:
+        return await _forward(request, state, recorded, pairs)
+    finally:
+        del state.forwards[done]
+        done.set_result(None)
 
 
 async def _forward(
@@ -122,18 +134,7 @@ async def _forward(
             allow_redirects=False,
         )
     except (aiohttp.ClientError, TimeoutError, OSError) as error:
-        timeout = isinstance(error, TimeoutError) and not isinstance(error, OSError)
-        what = "timed out waiting for" if timeout else "cannot reach"
-        message = (
-            f"tapedeck record: {what} the target {state.target} ({request.method} "
-            f"{_shown_path(request)}): {type(error).__name__}: {error or 'no detail'}"
-        )
-        state.recorder.note(
-            Event("unreachable", request.method, _shown_path(request), detail=message)
-        )
-        if timeout:
-            return _error(504, "upstream_timeout", message)
-        return _error(502, "upstream_unreachable", message)
+        return _no_response(request, state, error)
     tee = ChunkTee(started)
     try:
         outcome = await relay(request, upstream, tee, state.settings)
@@ -152,6 +153,24 @@ async def _forward(
     elif _record(state, request, recorded, upstream, tee):
         await state.recorder.persist()
     return outcome.response
+
+
+def _no_response(
+    request: web.Request, state: ProxyState, error: BaseException
+) -> web.StreamResponse:
+    """502 (504 for a timeout) naming the target: it sent no usable response head."""
+    if isinstance(error, TimeoutError) and not isinstance(error, OSError):
+        status, code, what = 504, "upstream_timeout", "timed out waiting for"
+    elif isinstance(error, aiohttp.ClientConnectorError):
+        status, code, what = 502, "upstream_unreachable", "cannot reach"
+    else:  # closed without answering, or answered something that is not HTTP
+        status, code, what = 502, "upstream_bad_response", "got no valid response from"
+    message = (
+        f"tapedeck record: {what} the target {state.target} ({request.method} "
+        f"{_shown_path(request)}): {type(error).__name__}: {error or 'no detail'}"
+    )
+    state.recorder.note(Event("unreachable", request.method, _shown_path(request), detail=message))
+    return _error(status, code, message)
 
 
 def _record(
@@ -298,9 +317,17 @@ class RecordingProxy:
         """Stop serving (replies in flight get ``shutdown_timeout`` seconds), then write what
         was recorded and not saved yet, and close the recorder."""
         runner, self._runner, self._port = self._runner, None, None
+        forwards = self.app[PROXY_KEY].forwards
         try:
+            if forwards:  # before cleanup, which closes the upstream session
+                await asyncio.wait(list(forwards), timeout=self._shutdown_timeout)
             if runner is not None:
                 await runner.cleanup()
+            for task in forwards.values():
+                if task is not None:
+                    task.cancel()  # recorded anyway if its body was complete
+            if forwards:
+                await asyncio.wait(list(forwards), timeout=self._shutdown_timeout)
         finally:
             await self.recorder.close()
 

@@ -194,8 +194,11 @@ class Recorder:
         await asyncio.shield(asyncio.wrap_future(future))
 
     def persist_soon(self) -> None:
-        """Queue a write of the cassette without waiting for it (:meth:`close` waits)."""
-        if not self._closed:
+        """Queue a write of the cassette without waiting for it (:meth:`close` waits); once
+        closed, write at once."""
+        if self._closed:
+            self._write_latest()
+        else:
             self._writer.submit(self._write_latest)
 
     def persist_now(self) -> None:

@@ -162,6 +162,10 @@ class _PieceIterator:
         self._reader = upstream.content
         self._read_timeout = read_timeout
         self._last_data = time.monotonic()
+        # Set once the connection is found closed before the end of the body: what is still
+        # buffered is read without waiting (it may be the whole rest, racing the check), and
+        # the first wait after that is the cut.
+        self._closed_early = False
 
     def __aiter__(self) -> _PieceIterator:
         return self
@@ -169,9 +173,12 @@ class _PieceIterator:
     async def __anext__(self) -> tuple[bytes, bool]:
         while True:
             try:
-                async with asyncio.timeout(_POLL):
+                async with asyncio.timeout(0 if self._closed_early else _POLL):
                     data, end_of_chunk = await self._reader.readchunk()
             except TimeoutError:
+                if self._closed_early:
+                    message = "the upstream closed the connection mid-body (broken framing?)"
+                    raise _Cut(message) from None
                 self._check_alive()
                 continue
             except aiohttp.ClientPayloadError as error:
@@ -189,11 +196,11 @@ class _PieceIterator:
             return data, end_of_chunk
 
     def _check_alive(self) -> None:
-        if self._reader.at_eof():
-            return
+        if self._reader.is_eof():
+            return  # the body ended; the next read returns what is left, then the end
         if self._connection_gone():
-            raise _Cut("the upstream closed the connection mid-body (broken framing?)")
-        if time.monotonic() - self._last_data > self._read_timeout:
+            self._closed_early = True
+        elif time.monotonic() - self._last_data > self._read_timeout:
             raise _Cut(f"no bytes from the upstream for {self._read_timeout:g} s")
 
     def _connection_gone(self) -> bool:
