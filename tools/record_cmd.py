@@ -1,0 +1,262 @@
+"""`tapedeck record`: a recording proxy in front of one target, until Ctrl-C or SIGTERM.
+
+Once it listens, stdout gets exactly one line, ``record URL``, flushed, so a script can read the
+URL and start sending. Everything else goes to stderr: the session's settings, one line per
+request with the running totals, and a summary when it stops. Ctrl-C and SIGTERM stop it (exit
+0) after replies in flight had a moment to finish and the cassette was written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import signal
+import sys
+from urllib.parse import urlsplit
+
+from cassettes.model import Source
+from cassettes.proxy import RecordingProxy
+from cassettes.recorder import RECORD_MODES, Event, Recorder, RecordMode, Stats
+from cassettes.scrub import ScrubPolicy
+from fake_upstreams.offline import is_loopback_host
+
+NAME = "record"
+HELP = "record a target's traffic into a cassette through a streaming proxy (Ctrl-C stops)"
+EPILOG = """\
+record modes (as in vcrpy):
+  once          the cassette exists: replay what matches, refuse anything new (409);
+                it does not: record everything (the default)
+  new_episodes  replay what matches, record and append the rest
+  none          replay only; the cassette must exist
+  all           record everything; the cassette is replaced
+
+scrubbing: Authorization, Cookie, Set-Cookie, and any header, query parameter or JSON field
+  whose name looks like a key, token, secret, password or session is replaced by <scrubbed>,
+  as are bearer tokens, sk- keys and JWTs anywhere, before anything is written.
+
+output:
+  stdout  'record URL' once the proxy listens: send your requests there
+  stderr  one line per request with running totals, and a summary at the end
+"""
+
+
+def _target(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"the target must be an http(s) URL, got {value!r}")
+    if parts.query or parts.fragment:
+        raise argparse.ArgumentTypeError("the target is a base URL: no query or fragment")
+    return value.rstrip("/")
+
+
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
+    return port
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {value}")
+    return seconds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `tapedeck record`."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument(
+        "--target",
+        required=True,
+        type=_target,
+        metavar="URL",
+        help="base URL to forward every request to",
+    )
+    parser.add_argument("--cassette", required=True, metavar="PATH", help="cassette file")
+    parser.add_argument(
+        "--mode", choices=RECORD_MODES, default="once", help="record mode (default: once)"
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; anything else warns)",
+    )
+    parser.add_argument("--port", type=_port, default=0, help="port (default 0: any free one)")
+    parser.add_argument(
+        "--source",
+        choices=("live", "fake"),
+        help="provenance: was the target a live service or a local fake? (default: fake for a "
+        "loopback target, live otherwise)",
+    )
+    parser.add_argument(
+        "--record-as",
+        type=_target,
+        metavar="URL",
+        help="write request URIs as if sent to this base URL (e.g. the real site a local "
+        "stand-in replaces), so plain vcrpy matches them by host",
+    )
+    scrub = parser.add_argument_group("scrubbing (NAME in any case; repeatable)")
+    for flag, what in (
+        ("--scrub-header", "a header"),
+        ("--scrub-query", "a query parameter"),
+        ("--scrub-field", "a JSON field"),
+    ):
+        scrub.add_argument(
+            flag,
+            action="append",
+            default=[],
+            metavar="NAME",
+            help=f"also scrub {what} named NAME (names apply to all three)",
+        )
+    scrub.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="never scrub things named NAME (e.g. a harmless 'token_count')",
+    )
+    parser.add_argument(
+        "--read-timeout",
+        type=_seconds,
+        default=300.0,
+        metavar="S",
+        help="give up on an upstream silent for S seconds (default 300)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-request lines on stderr")
+
+
+def _say(message: str) -> None:
+    print(f"tapedeck record: {message}", file=sys.stderr, flush=True)
+
+
+def policy_from(args: argparse.Namespace) -> ScrubPolicy:
+    """The scrub policy the options ask for."""
+    names = [*args.scrub_header, *args.scrub_query, *args.scrub_field]
+    return ScrubPolicy.with_names(*names, keep=args.keep)
+
+
+def source_for(target: str, given: str | None) -> Source:
+    """``given``, else "fake" for a loopback target and "live" for anything else."""
+    if given == "live":
+        return "live"
+    if given == "fake":
+        return "fake"
+    return "fake" if is_loopback_host(urlsplit(target).hostname) else "live"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the proxy until a signal; 0 on a clean stop, 1 if it cannot start."""
+    mode: RecordMode = args.mode
+    source = source_for(args.target, args.source)
+    if not is_loopback_host(args.host):
+        _say(
+            f"warning: listening on {args.host}, beyond loopback: anyone who can reach this "
+            "machine can send requests through your recording (and its credentials)"
+        )
+    totals = _Progress(quiet=args.quiet)
+    recorder = Recorder(  # raises CassetteError for mode none without a cassette: exit 1
+        args.cassette,
+        target_url=args.target,
+        source=source,
+        mode=mode,
+        policy=policy_from(args),
+        listener=totals.show,
+    )
+    totals.stats = recorder.stats
+    proxy = RecordingProxy(
+        recorder,
+        args.target,
+        host=args.host,
+        port=args.port,
+        record_as=args.record_as,
+        read_timeout=args.read_timeout,
+    )
+    return asyncio.run(_serve(proxy, args, source))
+
+
+async def _serve(proxy: RecordingProxy, args: argparse.Namespace, source: Source) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    recorder = proxy.recorder
+    try:
+        try:
+            await proxy.start()
+        except OSError as error:
+            _say(_cannot_listen(f"{args.host}:{args.port}", error))
+            return 1
+        with contextlib.suppress(BrokenPipeError):
+            print(f"record {proxy.url}", flush=True)
+        why = " (loopback target)" if args.source is None and source == "fake" else ""
+        _say(
+            f"{recorder.mode} mode: {args.target} -> {args.cassette}, provenance source "
+            f"{source}{why}; "
+            + ("replaying its existing interactions; " if recorder.replaying else "")
+            + ("recording new ones" if recorder.recording else "not recording")
+            + "; Ctrl-C stops"
+        )
+        await stop.wait()
+        _say("stopping")
+    finally:
+        await proxy.stop()  # also when it never started: then it only closes the recorder
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    _say(_summary(recorder.stats, args.cassette, len(recorder.cassette), recorder.recording))
+    return 0
+
+
+def _summary(stats: Stats, path: str, total: int, recording: bool) -> str:
+    parts = [
+        f"{stats.recorded} recorded ({stats.body_bytes} body bytes)",
+        f"{stats.replayed} replayed",
+        f"{stats.refused} refused",
+        f"{stats.failed} failed or cut (not recorded)",
+    ]
+    if stats.recorded:
+        where = f"{path} now holds {total} interaction(s)"
+    elif recording:
+        where = f"nothing new, {path} left as it was"
+    else:
+        where = f"{path} only replayed, left as it was"
+    return f"done in {stats.elapsed():.1f} s: " + ", ".join(parts) + f"; {where}"
+
+
+class _Progress:
+    """One stderr line per request, with the session's running totals."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.stats = Stats()
+
+    def show(self, event: Event) -> None:
+        if self.quiet:
+            return
+        s = self.stats
+        status = f" {event.status}" if event.status else ""
+        body = f" {event.body_bytes}B/{event.chunks} chunks" if event.chunks else ""
+        took = f" {event.elapsed_ms:.1f}ms" if event.elapsed_ms else ""
+        detail = f" ({event.detail})" if event.detail else ""
+        print(
+            f"{event.kind} {event.method} {event.path}{status}{body}{took}{detail} | "
+            f"total {s.recorded} recorded, {s.replayed} replayed, {s.body_bytes}B, "
+            f"{s.elapsed():.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _cannot_listen(where: str, error: OSError) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return f"cannot listen on {where}: the port is already in use (use --port 0)"
+    return f"cannot listen on {where}: {error.strerror or error}"
