@@ -174,15 +174,19 @@ def json_endpoint(path: str, reply: Callable[[], bytes]) -> web.RouteDef:
 
     async def handler(request: web.Request) -> web.StreamResponse:
         journal = request.app[STATE_KEY].journal
+        index: int | None = None
         try:
             index, body = await _intake(request)
-        except InvalidRequestError as error:
-            return web.json_response(error.to_json(), status=error.status)
-        try:
+            # The script header means nothing here, but a malformed one is a client bug that
+            # the chat endpoint reports too; accepting it silently would hide that.
+            _script_override(request)
             parse_json_object(body)
         except InvalidRequestError as error:
-            journal.judge(index, Verdict(False, error.status, error.code, str(error)))
+            if index is not None:
+                journal.judge(index, Verdict(False, error.status, error.code, str(error)))
             return web.json_response(error.to_json(), status=error.status)
+        except Exception as error:
+            return _handler_failed(request, index, error)
         journal.judge(index, Verdict(True, 200))
         journal.finish(index, "completed")
         return web.Response(body=reply(), content_type="application/json")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -122,14 +122,6 @@ class Row:
     bug: str = ""  # a known gap: the row is a strict xfail with this diagnosis
 
 
-MODELS_SCRIPT_HEADER_GAP = (
-    "fake_upstreams/app.py json_endpoint (Aivvm's /api/models) never reads X-Tapedeck-Script: "
-    "a header that is not a valid script is answered 200 with the model list and journaled as "
-    "ok, where the chat endpoints answer 400 bad_script_header. app.py documents the header "
-    "for chat requests only; whether side endpoints refuse it or ignore it is for the lead"
-)
-
-
 # Error codes, as the fakes name them.
 NOT_JSON = "body_not_json"
 NOT_UTF8 = "body_not_utf8"
@@ -196,11 +188,6 @@ def generic_rows(endpoint: Endpoint) -> list[Row]:
         Row("bad-script-header", 400, "bad_script_header", "X-Tapedeck-Script",
             headers=(fs.JSON_CT, *browser, ("X-Tapedeck-Script", "{"))),
     ]  # fmt: skip
-    if endpoint.path == "/api/models":
-        rows = [
-            replace(row, bug=MODELS_SCRIPT_HEADER_GAP) if row.what == "bad-script-header" else row
-            for row in rows
-        ]
     methods = [
         Row(f"method-{m}", 405, "method_not_allowed", method=m, body=b"", names=m)
         for m in ("GET", "PUT", "DELETE", "PATCH", "OPTIONS")
