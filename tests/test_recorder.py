@@ -18,12 +18,15 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cassettes import yamlio
 from cassettes.lint import lint_file
 from cassettes.model import Cassette, Interaction, Provenance, RecordedRequest, RecordedResponse
 from cassettes.proxy import RecordingProxy
 from cassettes.recorder import Recorder, RecordMode
+from cassettes.replay import ReplayServer
 from cassettes.scrub import ScrubPolicy
 from cassettes.tee import ChunkTee
 from fake_upstreams.faults import Fault
@@ -525,3 +528,51 @@ def test_make_library_regenerates_the_shipped_files_byte_for_byte(tmp_path: Path
             assert new.strip().startswith("recorded_at:") or "GMT" in new, (old, new)
         dates = 1 + len(yamlio.load(first)) if first.suffix == ".yaml" else 0
         assert len(differ) == dates  # recorded_at, and one Date header per interaction
+
+
+# -- round trip: fake → recording proxy → cassette → replay server → client ---------------------
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> tuple[tuple[bytes, ...], tuple[float, ...]]:
+    """Random text, cut at random byte positions (inside characters too), random small delays."""
+    body = draw(st.text(min_size=1, max_size=300)).encode("utf-8")
+    cuts = draw(st.sets(st.integers(1, len(body) - 1), max_size=12)) if len(body) > 1 else set()
+    edges = [0, *sorted(cuts), len(body)]
+    pieces = tuple(body[start:end] for start, end in itertools.pairwise(edges))
+    delays = draw(st.lists(st.sampled_from([0.0, 0.001, 0.004]), min_size=len(pieces) - 1,
+                           max_size=len(pieces) - 1))  # fmt: skip
+    return pieces, tuple(delays)
+
+
+async def _round_trip(
+    pieces: tuple[bytes, ...], delays: tuple[float, ...], path: Path
+) -> tuple[RawResponse, RawResponse]:
+    async with build_server("Aivvm", strictness="lenient") as fake:
+        fake.state.scripts.push(ResponseScript(raw=pieces, chunk_delays=delays))
+        async with RecordingProxy(_recorder(path), fake.url) as proxy:
+            proxied = await _post(proxy.url)
+    async with ReplayServer(path) as replay:
+        replayed = await _post(replay.url)
+    return proxied, replayed
+
+
+@settings(max_examples=max(10, settings().max_examples // 3))
+@given(stream=streams())
+def test_round_trip_through_proxy_cassette_and_replay_keeps_every_chunk(
+    tmp_path_factory: pytest.TempPathFactory, stream: tuple[tuple[bytes, ...], tuple[float, ...]]
+) -> None:
+    pieces, delays = stream
+    path = tmp_path_factory.mktemp("round") / "c.yaml"
+    proxied, replayed = asyncio.run(_round_trip(pieces, delays, path))
+    assert proxied.complete
+    assert proxied.chunks == list(pieces)
+    response = yamlio.load(path).interactions[0].response
+    assert list(response.chunk_bytes()) == list(pieces)
+    # A chunk cannot arrive before the fake slept all the delays before it (the fake, the proxy
+    # and the client share one loop, so a chunk may be read late, never early).
+    waited = list(itertools.accumulate(delays, initial=0.0))
+    for offset, slept in zip(response.plan.offsets_ms, waited, strict=True):
+        assert offset >= slept * 1000 - 1.0
+    assert replayed.complete
+    assert replayed.chunks == list(pieces)
