@@ -148,10 +148,12 @@ async def _forward(
         raise
     finally:
         upstream.close()  # a no-op after a complete body was read and released
-    if not tee.complete:
+    if tee.complete:
+        # Not awaited: the next request on this keep-alive connection must not wait for the
+        # file (an fsync); the writer thread saves in order and stop() waits for it.
+        _record(state, request, recorded, upstream, tee)
+    else:
         state.recorder.note(_event("cut", request, upstream.status, tee, detail=outcome.cut))
-    elif _record(state, request, recorded, upstream, tee):
-        await state.recorder.persist()
     return outcome.response
 
 
@@ -179,14 +181,13 @@ def _record(
     recorded: RecordedRequest,
     upstream: aiohttp.ClientResponse,
     tee: ChunkTee,
-) -> bool:
-    """Keep the finished exchange (scrubbed) and report it; True if it was kept."""
+) -> None:
+    """Keep the finished exchange (scrubbed), queue the cassette's write, report it."""
     kept = state.recorder.add(Interaction(recorded, recorded_response(upstream, tee)))
-    kind: EventKind = "recorded" if kept is not None else "dropped"
-    state.recorder.note(_event(kind, request, upstream.status, tee))
     if kept is not None:
         state.recorder.persist_soon()
-    return kept is not None
+    kind: EventKind = "recorded" if kept is not None else "dropped"
+    state.recorder.note(_event(kind, request, upstream.status, tee))
 
 
 async def _play(request: web.Request, interaction: Interaction) -> web.StreamResponse:

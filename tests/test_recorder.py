@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import socket
 import statistics
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from hypothesis import given, settings
@@ -134,9 +136,38 @@ async def test_time_to_first_byte_through_proxy_is_close_to_direct(
                 assert reply.complete
                 times.append(reply.chunk_times[0])
     ratio = statistics.median(proxied) / statistics.median(direct)
-    print(f"TTFB median direct {statistics.median(direct) * 1000:.2f} ms, "
-          f"proxied {statistics.median(proxied) * 1000:.2f} ms, ratio {ratio:.3f}")  # fmt: skip
+    direct_ms, proxied_ms = statistics.median(direct) * 1000, statistics.median(proxied) * 1000
+    print(f"TTFB median direct {direct_ms:.2f} ms, proxied {proxied_ms:.2f} ms, ratio {ratio:.3f}")
     assert statistics.median(proxied) < 3 * statistics.median(direct) + 0.05
+
+
+async def test_a_slow_cassette_write_never_delays_the_next_request_on_a_keep_alive_connection(
+    aivvm: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_save = yamlio.save
+
+    def slow_save(cassette: Cassette, path: str | os.PathLike[str]) -> None:
+        time.sleep(0.5)  # an fsync on a slow disk
+        real_save(cassette, path)
+
+    monkeypatch.setattr(yamlio, "save", slow_save)
+    aivvm.state.scripts.replace(default=ResponseScript(raw=(b"a", b"b")))
+    path = tmp_path / "c.yaml"
+    firsts: list[float] = []
+    connector = aiohttp.TCPConnector(limit=1)  # one connection: requests follow each other on it
+    async with (
+        RecordingProxy(_recorder(path), aivvm.url) as proxy,
+        aiohttp.ClientSession(connector=connector) as session,
+    ):
+        for _ in range(3):
+            started = time.monotonic()
+            url = proxy.url + "/api/chat"
+            async with session.post(url, data=AIVVM_BODY, headers=dict(JSON)) as reply:
+                await reply.content.readany()
+                firsts.append(time.monotonic() - started)
+                await reply.read()
+    assert max(firsts) < 0.3, firsts
+    assert len(yamlio.load(path)) == 3  # stopping waited for the writes
 
 
 # -- scrubbing -----------------------------------------------------------------------------------
@@ -540,8 +571,8 @@ def streams(draw: st.DrawFn) -> tuple[tuple[bytes, ...], tuple[float, ...]]:
     cuts = draw(st.sets(st.integers(1, len(body) - 1), max_size=12)) if len(body) > 1 else set()
     edges = [0, *sorted(cuts), len(body)]
     pieces = tuple(body[start:end] for start, end in itertools.pairwise(edges))
-    delays = draw(st.lists(st.sampled_from([0.0, 0.001, 0.004]), min_size=len(pieces) - 1,
-                           max_size=len(pieces) - 1))  # fmt: skip
+    gaps = len(pieces) - 1
+    delays = draw(st.lists(st.sampled_from([0.0, 0.001, 0.004]), min_size=gaps, max_size=gaps))
     return pieces, tuple(delays)
 
 
