@@ -12,9 +12,11 @@ all           always forward and record; the cassette is replaced by this sessio
 
 A recorded interaction lives in memory only after it was scrubbed (:mod:`cassettes.scrub`, with
 the session's policy) and passed through the optional ``before_record`` hook. After each one the
-whole cassette is written again, atomically (:func:`cassettes.yamlio.save`), by one writer thread:
-writes happen in order, never two at once, and a process killed at any moment leaves either the
-previous file or the new one, never a mixture. A session that records nothing writes nothing.
+whole cassette is written again, atomically, by one writer thread
+(:class:`~cassettes.cassette_writer.CassetteWriter`, which dumps each interaction only once):
+writes happen in order, never two at once, writes queued behind a running one coalesce, and a
+process killed at any moment leaves either the previous file or the new one, never a mixture. A
+session that records nothing writes nothing. Nobody waits for a write but :meth:`Recorder.close`.
 
 New recordings are not replayed within the session that made them (vcrpy does, in
 ``new_episodes``): a proxy in front of a live service should show the live answer.
@@ -33,6 +35,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from cassettes import yamlio
+from cassettes.cassette_writer import CassetteWriter
 from cassettes.index import InteractionIndex
 from cassettes.matchers import Matcher
 from cassettes.model import Cassette, Interaction, Provenance, RecordedRequest, Source
@@ -140,6 +143,7 @@ class Recorder:
         self._generation = 0  # interactions added this session
         self._written = 0  # the generation last written to disk (writer thread only)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tapedeck-save")
+        self._file = CassetteWriter(self.path)  # used by the writer thread only
         self._closed = False
 
     def _load_existing(self) -> Cassette | None:
@@ -214,7 +218,7 @@ class Recorder:
         with self._lock:
             generation, cassette = self._generation, self._cassette
         if generation > self._written:
-            yamlio.save(cassette, self.path)
+            self._file.write(cassette)
             self._written = generation
 
     @property

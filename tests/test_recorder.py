@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import socket
 import statistics
 import time
@@ -24,6 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cassettes import yamlio
+from cassettes.cassette_writer import CassetteWriter
 from cassettes.lint import lint_file
 from cassettes.model import Cassette, Interaction, Provenance, RecordedRequest, RecordedResponse
 from cassettes.proxy import RecordingProxy
@@ -144,13 +144,13 @@ async def test_time_to_first_byte_through_proxy_is_close_to_direct(
 async def test_a_slow_cassette_write_never_delays_the_next_request_on_a_keep_alive_connection(
     aivvm: FakeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_save = yamlio.save
+    real_write = yamlio.write_atomic
 
-    def slow_save(cassette: Cassette, path: str | os.PathLike[str]) -> None:
+    def slow_write(path: Path, data: bytes) -> None:
         time.sleep(0.5)  # an fsync on a slow disk
-        real_save(cassette, path)
+        real_write(path, data)
 
-    monkeypatch.setattr(yamlio, "save", slow_save)
+    monkeypatch.setattr(yamlio, "write_atomic", slow_write)
     aivvm.state.scripts.replace(default=ResponseScript(raw=(b"a", b"b")))
     path = tmp_path / "c.yaml"
     firsts: list[float] = []
@@ -472,6 +472,49 @@ async def test_a_client_hanging_up_early_still_gets_the_whole_response_recorded(
     assert recorder.stats.recorded == 1
     (interaction,) = yamlio.load(path).interactions
     assert list(interaction.response.chunk_bytes()) == list(pieces)
+
+
+# -- writing a growing cassette ----------------------------------------------------------------
+
+
+def test_cassette_writer_writes_exactly_what_a_full_dump_gives(tmp_path: Path) -> None:
+    shipped = [i for p in sorted(LIBRARY.glob("*.yaml")) for i in yamlio.load(p).interactions]
+    binary = _aivvm_interaction("http://x/api/chat", b"\x00\xff\xfe not text \xe2\x82")
+    interactions = [*shipped, binary, shipped[0]]
+    provenance = Provenance("http://127.0.0.1:0", "2024-01-01T00:00:00Z", "test", "fake")
+    writer = CassetteWriter(tmp_path / "grow.yaml")
+    for count in range(len(interactions) + 1):
+        cassette = Cassette(tuple(interactions[:count]), provenance, {"metadata": {"k": 1}})
+        writer.write(cassette)
+        _assert_like_a_full_dump(writer.path.read_bytes(), cassette)
+    # Not an append (another provenance, fewer interactions): still what a full dump gives.
+    changed = Cassette(tuple(interactions[1:3]), None)
+    writer.write(changed)
+    _assert_like_a_full_dump(writer.path.read_bytes(), changed)
+
+
+def _assert_like_a_full_dump(written: bytes, cassette: Cassette) -> None:
+    """The same bytes as a full dump, but for a document-end marker that may end the file."""
+    end = b"...\n"
+    assert written.removesuffix(end) == yamlio.dumps(cassette).removesuffix(end)
+    assert yamlio.loads(written) == cassette
+
+
+_BODIES = st.one_of(
+    st.binary(max_size=60),
+    st.text(max_size=60).map(lambda text: text.encode("utf-8", "surrogatepass")),
+    st.sampled_from([b"", b"\n", b"a\n\n", b"data: x\n\n", b" trailing ", b"...\n", b"|+\n"]),
+)
+
+
+@given(bodies=st.lists(_BODIES, min_size=1, max_size=5))
+def test_cassette_writer_matches_a_full_dump_for_any_bodies(bodies: list[bytes]) -> None:
+    writer = CassetteWriter("unused.yaml")
+    interactions: list[Interaction] = []
+    for body in bodies:
+        interactions.append(_aivvm_interaction("http://x/api/chat", body))
+        cassette = Cassette(tuple(interactions), None)
+        _assert_like_a_full_dump(writer.render(cassette), cassette)
 
 
 # -- the tee -----------------------------------------------------------------------------------
