@@ -7,6 +7,7 @@ per piece), never against anything the proxy computed.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import itertools
 import json
@@ -38,6 +39,7 @@ from fake_upstreams.server import FakeServer
 from providers import PROVIDERS
 from providers.errors import CassetteError, TapedeckError
 from tests._rawclient import RawResponse, build_request, exchange
+from tools import record_cmd
 from tools.make_library import make_library
 
 LIBRARY = Path(__file__).resolve().parent.parent / "cassettes" / "library"
@@ -515,6 +517,26 @@ def test_cassette_writer_matches_a_full_dump_for_any_bodies(bodies: list[bytes])
         interactions.append(_aivvm_interaction("http://x/api/chat", body))
         cassette = Cassette(tuple(interactions), None)
         _assert_like_a_full_dump(writer.render(cassette), cassette)
+
+
+def test_record_options_give_the_policy_and_an_honest_source() -> None:
+    parser = argparse.ArgumentParser()
+    record_cmd.add_arguments(parser)
+    scrub = ["--scrub-header", "X-Tenant", "--scrub-field", "customer_ref"]
+    keep = ["--keep", "session_count"]
+    args = parser.parse_args(
+        ["--target", "https://api.example.com/", "--cassette", "c.yaml", *scrub, *keep]
+    )
+    assert args.target == "https://api.example.com"
+    policy = record_cmd.policy_from(args)
+    assert policy.is_secret_name("x-tenant")
+    assert policy.is_secret_name("customer_ref")
+    assert not policy.is_secret_name("session_count")
+    assert policy.is_secret_name("session_id")  # the defaults stay
+    assert record_cmd.source_for(args.target, None) == "live"
+    assert record_cmd.source_for("http://127.0.0.1:8101", None) == "fake"
+    assert record_cmd.source_for("http://localhost:8101", "live") == "live"
+    assert record_cmd.source_for("https://api.example.com", "fake") == "fake"
 
 
 # -- the tee -----------------------------------------------------------------------------------

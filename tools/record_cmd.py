@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import os
 import signal
 import sys
 from urllib.parse import urlsplit
@@ -225,6 +226,8 @@ def _summary(stats: Stats, path: str, total: int, recording: bool) -> str:
     ]
     if stats.recorded:
         where = f"{path} now holds {total} interaction(s)"
+    elif not os.path.exists(path):
+        where = "nothing recorded, no cassette written"
     elif recording:
         where = f"nothing new, {path} left as it was"
     else:
