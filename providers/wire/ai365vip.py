@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from providers.errors import InvalidRequestError, MalformedReplyError
+from providers.errors import MalformedReplyError
+from providers.wire import chatbot_ui
 from providers.wire.aivvm import RawTextDecoder
 from providers.wire.common import (
     ChatRequest,
@@ -17,9 +18,6 @@ from providers.wire.common import (
     WireRequest,
     dumps_like_python,
     header_differences,
-    is_number,
-    parse_json_object,
-    require_messages,
 )
 from providers.wire.lines import AiohttpLineSplitter
 
@@ -27,7 +25,6 @@ SITE = "https://chat.ai365vip.com"
 MODELS = ("gpt-3.5-turbo", "gpt-3.5-turbo-16k", "gpt-4o")
 SYSTEM_PROMPT = "You are a helpful assistant."
 MODEL_CARD = {"name": "GPT-3.5", "maxLength": 3000, "tokenLimit": 2048}
-BODY_KEYS = ("model", "messages", "key", "prompt", "temperature")
 BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
     ("accept", "*/*"),
     ("accept-language", "en-US,en;q=0.9"),
@@ -90,31 +87,11 @@ class AI365VIPCodec(UpstreamCodec):
         return WireRequest("POST", self.chat_path, BROWSER_HEADERS, body)
 
     def parse_request(self, request: ReceivedRequest, *, strict: bool = True) -> ChatRequest:
-        data = parse_json_object(request.body)
-        for key in BODY_KEYS:
-            if key not in data:
-                raise InvalidRequestError(f"missing field {key!r}", code="missing_field", field=key)
-        model = data["model"]
-        if not (isinstance(model, dict) and isinstance(model.get("id"), str)):
-            raise InvalidRequestError(
-                'model must be an object like {"id": "gpt-4o", "name": "GPT-3.5", ...}',
-                code="bad_model",
-                field="model",
-            )
-        if model["id"] not in MODELS:
-            raise InvalidRequestError(
-                f"unknown model {model['id']!r}; known: {', '.join(MODELS)}",
-                code="unknown_model",
-                field="model.id",
-            )
-        messages = require_messages(data["messages"])
-        for key in ("key", "prompt"):
-            if not isinstance(data[key], str):
-                raise InvalidRequestError(f"{key!r} must be a string", code="bad_type", field=key)
-        if not is_number(data["temperature"]):
-            raise InvalidRequestError(
-                "'temperature' must be a number", code="bad_type", field="temperature"
-            )
+        data, model, messages = chatbot_ui.parse_body(
+            request,
+            models=MODELS,
+            model_example='{"id": "gpt-4o", "name": "GPT-3.5", ...}',
+        )
         if strict:
             problems = header_differences(request, self.browser_headers)
             card = {key: model.get(key) for key in MODEL_CARD}
@@ -122,18 +99,12 @@ class AI365VIPCodec(UpstreamCodec):
                 problems.append(f"model card is {card}, expected {MODEL_CARD}")
             if len(messages) != 1 or messages[0]["role"] != "user":
                 problems.append("messages must be one user message (the flattened conversation)")
-            if tuple(data) != BODY_KEYS:
-                problems.append(f"body keys are {list(data)}, expected {list(BODY_KEYS)}")
-            if problems:
-                raise InvalidRequestError(
-                    "request differs from the original client: " + "; ".join(problems),
-                    code="not_like_original",
-                )
-        options = {"prompt": data["prompt"], "temperature": data["temperature"]}
-        return ChatRequest(model=model["id"], messages=messages, options=options)
+            problems += chatbot_ui.key_order_problems(data)
+            chatbot_ui.reject_unless_original(problems)
+        return chatbot_ui.chat_request(data, model, messages)
 
     def encode_reply(self, pieces: Sequence[str], framing: Framing = Framing()) -> list[bytes]:
-        return [piece.encode(framing.text_encoding) for piece in pieces if piece]
+        return chatbot_ui.encode_text(pieces, framing)
 
     def new_decoder(self, decoding: Decoding = "correct") -> RawTextDecoder | LegacyLineDecoder:
         return RawTextDecoder() if decoding == "correct" else LegacyLineDecoder()

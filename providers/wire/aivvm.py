@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from providers.errors import InvalidRequestError
+from providers.wire import chatbot_ui
 from providers.wire.common import (
     ChatRequest,
     Decoding,
@@ -16,9 +16,6 @@ from providers.wire.common import (
     WireRequest,
     dumps_like_python,
     header_differences,
-    is_number,
-    parse_json_object,
-    require_messages,
 )
 from providers.wire.text import Utf8StreamDecoder, legacy_aivvm_decode_piece
 
@@ -38,7 +35,6 @@ MODELS: dict[str, str] = {
     "gpt-4-32k": "GPT-4-32K",
     "gpt-4-32k-0613": "GPT-4-32K-0613",
 }
-BODY_KEYS = ("model", "messages", "key", "prompt", "temperature")
 # Everything the original sent besides content-type and content-length, in its order.
 BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
     ("accept", "text/event-stream"),
@@ -88,49 +84,21 @@ class AivvmCodec(UpstreamCodec):
         return WireRequest("POST", self.chat_path, headers, body)
 
     def parse_request(self, request: ReceivedRequest, *, strict: bool = True) -> ChatRequest:
-        data = parse_json_object(request.body)
-        for key in BODY_KEYS:
-            if key not in data:
-                raise InvalidRequestError(f"missing field {key!r}", code="missing_field", field=key)
-        model = data["model"]
-        if not (isinstance(model, dict) and isinstance(model.get("id"), str)):
-            raise InvalidRequestError(
-                'model must be an object like {"id": "gpt-4", "name": "GPT-4"}',
-                code="bad_model",
-                field="model",
-            )
-        if model["id"] not in MODELS:
-            raise InvalidRequestError(
-                f"unknown model {model['id']!r}; known: {', '.join(MODELS)}",
-                code="unknown_model",
-                field="model.id",
-            )
-        messages = require_messages(data["messages"])
-        for key in ("key", "prompt"):
-            if not isinstance(data[key], str):
-                raise InvalidRequestError(f"{key!r} must be a string", code="bad_type", field=key)
-        if not is_number(data["temperature"]):
-            raise InvalidRequestError(
-                "'temperature' must be a number", code="bad_type", field="temperature"
-            )
+        data, model, messages = chatbot_ui.parse_body(
+            request, models=MODELS, model_example='{"id": "gpt-4", "name": "GPT-4"}'
+        )
         if strict:
             problems = header_differences(request, BROWSER_HEADERS)
             if model.get("name") != MODELS[model["id"]]:
                 problems.append(
                     f"model.name is {model.get('name')!r}, expected {MODELS[model['id']]!r}"
                 )
-            if tuple(data) != BODY_KEYS:
-                problems.append(f"body keys are {list(data)}, expected {list(BODY_KEYS)}")
-            if problems:
-                raise InvalidRequestError(
-                    "request differs from the original client: " + "; ".join(problems),
-                    code="not_like_original",
-                )
-        options = {"prompt": data["prompt"], "temperature": data["temperature"]}
-        return ChatRequest(model=model["id"], messages=messages, options=options)
+            problems += chatbot_ui.key_order_problems(data)
+            chatbot_ui.reject_unless_original(problems)
+        return chatbot_ui.chat_request(data, model, messages)
 
     def encode_reply(self, pieces: Sequence[str], framing: Framing = Framing()) -> list[bytes]:
-        return [piece.encode(framing.text_encoding) for piece in pieces if piece]
+        return chatbot_ui.encode_text(pieces, framing)
 
     def new_decoder(self, decoding: Decoding = "correct") -> RawTextDecoder | LegacyAivvmDecoder:
         return RawTextDecoder() if decoding == "correct" else LegacyAivvmDecoder()
