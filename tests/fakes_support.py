@@ -1,7 +1,8 @@
 """Shared helpers for the adapter-against-its-fake test matrices (tests/test_fakes_*.py).
 
-Expected values here are written from PROTOCOLS.md by hand (header tables, request bodies) or
-computed with independent code (AES with the `cryptography` package), never with our codecs.
+Expected values here are written from PROTOCOLS.md by hand (header tables in
+tests/wire_literals.py, request bodies) or computed with independent code (AES with the
+`cryptography` package), never with our codecs.
 
 Each test module owns a module-scoped fleet of the four real fakes (``running_fleet``) and an
 autouse guard (``guard_fakes``) that resets every fake before a test and, after it, waits for the
@@ -24,6 +25,7 @@ from fake_upstreams.registry import build_fleet
 from fake_upstreams.server import FakeFleet, FakeServer
 from providers import PROVIDERS, Provider
 from providers.errors import TapedeckError
+from tests.wire_literals import ORIGINAL_HEADERS
 
 Door = Literal["sync", "async"]
 DOORS: tuple[Door, ...] = ("sync", "async")
@@ -51,66 +53,11 @@ REAL_HOST = {
     "CodeLinkAva": "ava-alpha-api.codelink.io",
 }
 
-# -- browser headers, copied by hand from PROTOCOLS.md ---------------------------------------
-
-_UA_WIN = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+#: The browser headers each fake checks, from the hand-written tables: everything the original
+#: set except Content-Type, which the fakes judge on its own (see JSON_CT).
 BROWSER_HEADERS: Mapping[str, tuple[tuple[str, str], ...]] = {
-    "Aivvm": (
-        ("accept", "text/event-stream"),
-        ("accept-language", "en-US,en;q=0.9"),
-        ("sec-ch-ua", '"Chrome";v="117", "Not;A=Brand";v="8", "Chromium";v="117"'),
-        ("sec-ch-ua-mobile", "?0"),
-        ("sec-ch-ua-platform", '"Windows"'),
-        ("sec-fetch-dest", "empty"),
-        ("sec-fetch-mode", "cors"),
-        ("sec-fetch-site", "same-origin"),
-        ("sec-gpc", "1"),
-        ("referrer", "https://chat.aivvm.com/"),
-        ("user-agent", _UA_WIN + "Chrome/117.0.0.0 Safari/537.36"),
-    ),
-    "AI365VIP": (
-        ("accept", "*/*"),
-        ("accept-language", "en-US,en;q=0.9"),
-        ("origin", "https://chat.ai365vip.com"),
-        ("referer", "https://chat.ai365vip.com/en"),
-        ("sec-ch-ua", '"Chromium";v="127", "Not)A;Brand";v="99"'),
-        ("sec-ch-ua-arch", '"x86"'),
-        ("sec-ch-ua-bitness", '"64"'),
-        ("sec-ch-ua-full-version", '"127.0.6533.119"'),
-        (
-            "sec-ch-ua-full-version-list",
-            '"Chromium";v="127.0.6533.119", "Not)A;Brand";v="99.0.0.0"',
-        ),
-        ("sec-ch-ua-mobile", "?0"),
-        ("sec-ch-ua-model", '""'),
-        ("sec-ch-ua-platform", '"Linux"'),
-        ("sec-ch-ua-platform-version", '"4.19.276"'),
-        ("sec-fetch-dest", "empty"),
-        ("sec-fetch-mode", "cors"),
-        ("sec-fetch-site", "same-origin"),
-        (
-            "user-agent",
-            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-            "Chrome/127.0.0.0 Safari/537.36",
-        ),
-    ),
-    "GetGpt": (
-        ("Referer", "https://chat.getgpt.world/"),
-        ("user-agent", _UA_WIN + "Chrome/114.0.0.0 Safari/537.36"),
-    ),
-    "CodeLinkAva": (
-        ("User-Agent", _UA_WIN + "Chrome/116.0.0.0 Safari/537.36"),
-        ("Accept", "*/*"),
-        (
-            "Accept-language",
-            "en,fr-FR;q=0.9,fr;q=0.8,es-ES;q=0.7,es;q=0.6,en-US;q=0.5,am;q=0.4,de;q=0.3",
-        ),
-        ("Origin", "https://ava-ai-ef611.web.app"),
-        ("Referer", "https://ava-ai-ef611.web.app/"),
-        ("Sec-Fetch-Dest", "empty"),
-        ("Sec-Fetch-Mode", "cors"),
-        ("Sec-Fetch-Site", "same-origin"),
-    ),
+    name: tuple(pair for pair in headers if pair[0].lower() != "content-type")
+    for name, headers in ORIGINAL_HEADERS.items()
 }
 JSON_CT = ("Content-Type", "application/json")
 

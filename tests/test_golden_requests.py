@@ -1,8 +1,8 @@
 """Golden request bytes: every adapter sends exactly what the original client sent.
 
 Two independent checks per provider:
-1. the codec's request equals literal header lists and body bytes written out by hand from
-   PROTOCOLS.md (escapes and all), and
+1. the codec's request equals literal header lists (tests/wire_literals.py) and body bytes
+   written out by hand from PROTOCOLS.md (escapes and all), and
 2. on a raw socket, the adapter's whole request (request line, header lines in order, body) is
    byte-identical to the one produced by an original-style call: the same HTTP library used the
    way the original code used it (``requests.post(headers=..., data=/json=...)``,
@@ -24,6 +24,7 @@ from providers import AI365VIP, Aivvm, CodeLinkAva, GetGpt
 from providers.wire.common import UpstreamCodec
 from providers.wire.getgpt import GetGptCodec
 from tests.rawhttp import RawReply, raw_server
+from tests.wire_literals import ORIGINAL_HEADERS
 
 MESSAGES = [
     {"role": "system", "content": "Be brief."},
@@ -44,24 +45,11 @@ AIVVM_BODY = (
     '"prompt": "You are ChatGPT, a large language model trained by OpenAI. Follow the '
     'user\'s instructions carefully. Respond using markdown.", "temperature": 0.7}'
 ).encode()
+# Aivvm's original counted its own body into a content-length right after content-type.
 AIVVM_HEADERS = [
-    ("accept", "text/event-stream"),
-    ("accept-language", "en-US,en;q=0.9"),
-    ("content-type", "application/json"),
+    *ORIGINAL_HEADERS["Aivvm"][:3],
     ("content-length", str(len(AIVVM_BODY))),
-    ("sec-ch-ua", '"Chrome";v="117", "Not;A=Brand";v="8", "Chromium";v="117"'),
-    ("sec-ch-ua-mobile", "?0"),
-    ("sec-ch-ua-platform", '"Windows"'),
-    ("sec-fetch-dest", "empty"),
-    ("sec-fetch-mode", "cors"),
-    ("sec-fetch-site", "same-origin"),
-    ("sec-gpc", "1"),
-    ("referrer", "https://chat.aivvm.com/"),
-    (
-        "user-agent",
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/117.0.0.0 Safari/537.36",
-    ),
+    *ORIGINAL_HEADERS["Aivvm"][3:],
 ]
 
 AI365_BODY = (
@@ -70,51 +58,12 @@ AI365_BODY = (
     + ESCAPED_USER
     + '\\nAssistant:"}], "key": "", "prompt": "You are a helpful assistant.", "temperature": 1}'
 ).encode()
-AI365_HEADERS = [
-    ("accept", "*/*"),
-    ("accept-language", "en-US,en;q=0.9"),
-    ("content-type", "application/json"),
-    ("origin", "https://chat.ai365vip.com"),
-    ("referer", "https://chat.ai365vip.com/en"),
-    ("sec-ch-ua", '"Chromium";v="127", "Not)A;Brand";v="99"'),
-    ("sec-ch-ua-arch", '"x86"'),
-    ("sec-ch-ua-bitness", '"64"'),
-    ("sec-ch-ua-full-version", '"127.0.6533.119"'),
-    ("sec-ch-ua-full-version-list", '"Chromium";v="127.0.6533.119", "Not)A;Brand";v="99.0.0.0"'),
-    ("sec-ch-ua-mobile", "?0"),
-    ("sec-ch-ua-model", '""'),
-    ("sec-ch-ua-platform", '"Linux"'),
-    ("sec-ch-ua-platform-version", '"4.19.276"'),
-    ("sec-fetch-dest", "empty"),
-    ("sec-fetch-mode", "cors"),
-    ("sec-fetch-site", "same-origin"),
-    (
-        "user-agent",
-        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/127.0.0.0 Safari/537.36",
-    ),
-]
+AI365_HEADERS = list(ORIGINAL_HEADERS["AI365VIP"])
 
 CODELINK_BODY = (
     '{"messages": ' + MESSAGES_JSON + ', "temperature": 0.2, "stream": true, "top_p": 0.5}'
 ).encode()
-CODELINK_SESSION_HEADERS = [
-    (
-        "User-Agent",
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/116.0.0.0 Safari/537.36",
-    ),
-    ("Accept", "*/*"),
-    (
-        "Accept-language",
-        "en,fr-FR;q=0.9,fr;q=0.8,es-ES;q=0.7,es;q=0.6,en-US;q=0.5,am;q=0.4,de;q=0.3",
-    ),
-    ("Origin", "https://ava-ai-ef611.web.app"),
-    ("Referer", "https://ava-ai-ef611.web.app/"),
-    ("Sec-Fetch-Dest", "empty"),
-    ("Sec-Fetch-Mode", "cors"),
-    ("Sec-Fetch-Site", "same-origin"),
-]
+CODELINK_SESSION_HEADERS = list(ORIGINAL_HEADERS["CodeLinkAva"])
 
 GETGPT_KEY = "0123456789abcdef"
 GETGPT_IV = "fedcba9876543210"
@@ -124,15 +73,7 @@ GETGPT_PLAINTEXT = (
     '"model": "gpt-3.5-turbo", "presence_penalty": 0, "temperature": 1, "top_p": 1, '
     '"stream": true, "uuid": "' + GETGPT_UUID + '"}'
 ).encode()
-GETGPT_HEADERS = [
-    ("Content-Type", "application/json"),
-    ("Referer", "https://chat.getgpt.world/"),
-    (
-        "user-agent",
-        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-        "Chrome/114.0.0.0 Safari/537.36",
-    ),
-]
+GETGPT_HEADERS = list(ORIGINAL_HEADERS["GetGpt"])
 
 
 def _openssl_style_encrypt(plaintext: bytes) -> str:
