@@ -4,9 +4,9 @@ Expected values here are written from PROTOCOLS.md by hand (header tables in
 tests/wire_literals.py, request bodies) or computed with independent code (AES with the
 `cryptography` package), never with our codecs.
 
-Each test module owns a module-scoped fleet of the four real fakes (``running_fleet``) and an
-autouse guard (``guard_fakes``) that resets every fake before a test and, after it, waits for the
-fakes' handlers to finish and re-raises anything that went wrong inside them.
+Each test module owns a module-scoped fleet of the four real fakes and an autouse guard that
+resets every fake before a test and, after it, waits for the fakes' handlers to finish and
+re-raises anything that went wrong inside them (both from ``fleet_fixtures``).
 """
 
 from __future__ import annotations
@@ -97,10 +97,30 @@ def unseal(signature: str) -> bytes:
 # -- running the fakes -------------------------------------------------------------------------
 
 
-def running_fleet() -> Iterator[FakeFleet]:
-    """All four fakes on ephemeral ports, strict, in their own loop thread (for module fixtures)."""
-    with build_fleet(NAMES) as fleet:
-        yield fleet
+def fleet_fixtures() -> tuple[object, object]:
+    """A test module's own ``fleet`` fixture and the autouse guard around each of its tests.
+
+    Bind both at module level: ``fleet, _fakes_guard = fs.fleet_fixtures()`` (pytest finds a
+    fixture by the module attribute it is bound to). ``fleet`` is all four fakes on ephemeral
+    ports, strict, in their own loop thread, for the whole module (property tests cannot use a
+    function-scoped fixture inside ``@given``); the guard is ``_guard_fakes``. Deliberately not
+    the pytest plugin's fixtures.
+    """
+
+    @pytest.fixture(scope="module", name="fleet")
+    def fleet() -> Iterator[FakeFleet]:
+        """All four fakes, strict, for this module."""
+        with build_fleet(NAMES) as running:
+            yield running
+
+    @pytest.fixture(autouse=True)
+    def guard(
+        fleet: FakeFleet, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+    ) -> Iterator[None]:
+        """Reset the fakes before each test; check them after it."""
+        yield from _guard_fakes(fleet, request, caplog)
+
+    return fleet, guard
 
 
 def settle(server: FakeServer, deadline: float = 2.0) -> None:
@@ -124,7 +144,7 @@ def settle(server: FakeServer, deadline: float = 2.0) -> None:
         time.sleep(0.005)
 
 
-def guard_fakes(
+def _guard_fakes(
     fleet: FakeFleet, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
 ) -> Iterator[None]:
     """Reset every fake before a test; afterwards settle, re-raise handler errors, check logs.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -70,16 +69,7 @@ ECHO = {
 }
 
 
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[FakeFleet]:
-    yield from fs.running_fleet()
-
-
-@pytest.fixture(autouse=True)
-def _fakes_guard(
-    fleet: FakeFleet, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
-) -> Iterator[None]:
-    yield from fs.guard_fakes(fleet, request, caplog)
+fleet, _fakes_guard = fs.fleet_fixtures()
 
 
 def _only_entry(fleet: FakeFleet, name: str) -> JournalEntry:

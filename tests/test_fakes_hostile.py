@@ -10,7 +10,7 @@ padding oracle). Known gaps are strict xfails whose reason is the diagnosis.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +23,7 @@ from tests._rawclient import RawResponse, build_request, exchange
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[FakeFleet]:
-    yield from fs.running_fleet()
-
-
-@pytest.fixture(autouse=True)
-def _fakes_guard(
-    fleet: FakeFleet, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
-) -> Iterator[None]:
-    yield from fs.guard_fakes(fleet, request, caplog)
+fleet, _fakes_guard = fs.fleet_fixtures()
 
 
 # -- valid requests, written out from PROTOCOLS.md ----------------------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pytest
@@ -51,16 +51,7 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 TEXT = "Привет, мир! 👋\r\nünïcødé ✓ — data: [DONE] ok"
 
 
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[FakeFleet]:
-    yield from fs.running_fleet()
-
-
-@pytest.fixture(autouse=True)
-def _fakes_guard(
-    fleet: FakeFleet, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
-) -> Iterator[None]:
-    yield from fs.guard_fakes(fleet, request, caplog)
+fleet, _fakes_guard = fs.fleet_fixtures()
 
 
 @dataclass(frozen=True)

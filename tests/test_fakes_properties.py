@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 from hypothesis import given
@@ -47,16 +47,7 @@ NO_BACKSLASH = (
 )
 
 
-@pytest.fixture(scope="module")
-def fleet() -> Iterator[FakeFleet]:
-    yield from fs.running_fleet()
-
-
-@pytest.fixture(autouse=True)
-def _fakes_guard(
-    fleet: FakeFleet, request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
-) -> Iterator[None]:
-    yield from fs.guard_fakes(fleet, request, caplog)
+fleet, _fakes_guard = fs.fleet_fixtures()
 
 
 @st.composite
