@@ -1,8 +1,8 @@
 """Shared helpers for the adapter-against-its-fake test matrices (tests/test_fakes_*.py).
 
 Expected values here are written from PROTOCOLS.md by hand (header tables in
-tests/wire_literals.py, request bodies) or computed with independent code (AES with the
-`cryptography` package), never with our codecs.
+tests/wire_literals.py, request bodies) or computed with independent code (GetGpt signatures in
+tests/aes_oracle.py), never with our codecs.
 
 Each test module owns a module-scoped fleet of the four real fakes and an autouse guard that
 resets every fake before a test and, after it, waits for the fakes' handlers to finish and
@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pytest
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from fake_upstreams.registry import build_fleet
 from fake_upstreams.server import FakeFleet, FakeServer
@@ -60,39 +59,6 @@ BROWSER_HEADERS: Mapping[str, tuple[tuple[str, str], ...]] = {
     for name, headers in ORIGINAL_HEADERS.items()
 }
 JSON_CT = ("Content-Type", "application/json")
-
-# -- GetGpt's signature, built with the `cryptography` package -------------------------------
-
-KEY_CHARS = "0123456789abcdef"
-IV_CHARS = "fedcba9876543210"
-
-
-def aes_cbc(data: bytes, key: str = KEY_CHARS, iv: str = IV_CHARS) -> bytes:
-    """Raw AES-128-CBC of already padded ``data`` with ASCII key/IV characters."""
-    encryptor = Cipher(algorithms.AES(key.encode("latin-1")), modes.CBC(iv.encode())).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
-
-
-def pkcs7(data: bytes) -> bytes:
-    """PKCS#7 padding to 16 bytes, written out here (1..16 bytes are always added)."""
-    count = 16 - len(data) % 16
-    return data + bytes([count]) * count
-
-
-def seal(plaintext: bytes, key: str = KEY_CHARS, iv: str = IV_CHARS) -> str:
-    """A GetGpt ``signature``: hex(AES-CBC(pkcs7(plaintext))) + key chars + IV chars."""
-    return aes_cbc(pkcs7(plaintext), key, iv).hex() + key + iv
-
-
-def unseal(signature: str) -> bytes:
-    """Decrypt a signature with the `cryptography` package (the fake's decryption is ours)."""
-    key, iv = signature[-32:-16].encode(), signature[-16:].encode()
-    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
-    padded = decryptor.update(bytes.fromhex(signature[:-32])) + decryptor.finalize()
-    assert 1 <= padded[-1] <= 16
-    assert padded.endswith(bytes([padded[-1]]) * padded[-1])
-    return padded[: -padded[-1]]
-
 
 # -- running the fakes -------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from providers import GetGpt
 from providers.errors import MalformedReplyError
 from providers.wire.common import Framing, UpstreamCodec
 from providers.wire.getgpt import GetGptCodec
+from tests import aes_oracle as oracle
 from tests import fakes_support as fs
 from tests.fakes_support import DOORS, NAMES, Door, Raises, Text
 
@@ -88,7 +89,7 @@ def _assert_body_is_the_adapters(name: str, entry: JournalEntry) -> None:
     assert (len(signature) - 32) % 32 == 0
     assert len(signature) >= 64
     # Decrypted independently, the wire body holds exactly what the fake journalled.
-    plaintext = fs.unseal(signature)
+    plaintext = oracle.unseal(signature)
     assert entry.plaintext == plaintext
     assert plaintext.startswith(GETGPT_BEFORE_UUID)
     assert plaintext.endswith(GETGPT_AFTER_UUID)
@@ -134,7 +135,7 @@ class _PinnedRandom:
     """Key bytes first, then IV bytes, as the original drew them."""
 
     def __init__(self) -> None:
-        self._next = [bytes.fromhex(fs.KEY_CHARS), bytes.fromhex(fs.IV_CHARS)]
+        self._next = [bytes.fromhex(oracle.KEY_CHARS), bytes.fromhex(oracle.IV_CHARS)]
 
     def __call__(self, count: int) -> bytes:
         assert count == 8
@@ -151,7 +152,7 @@ async def test_getgpt_body_bytes_with_pinned_randomness(
     pieces = await fs.call("GetGpt", door, fleet["GetGpt"].url, MESSAGES)
     assert "".join(pieces) == ECHO["GetGpt"]
     plaintext = GETGPT_BEFORE_UUID + PINNED_UUID.encode() + GETGPT_AFTER_UUID
-    expected = b'{"signature": "' + fs.seal(plaintext).encode() + b'"}'
+    expected = b'{"signature": "' + oracle.seal(plaintext).encode() + b'"}'
     entry = _only_entry(fleet, "GetGpt")
     assert entry.body == expected
     assert entry.plaintext == plaintext

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from fake_upstreams.server import FakeFleet, FakeServer
+from tests import aes_oracle as oracle
 from tests import fakes_support as fs
 from tests._rawclient import RawResponse, build_request, exchange
 
@@ -59,7 +60,7 @@ MODELS_BODY: dict[str, Any] = {"key": ""}
 
 
 def _getgpt(plaintext: bytes = fs.json_body(PLAINTEXT)) -> dict[str, Any]:
-    return {"signature": fs.seal(plaintext)}
+    return {"signature": oracle.seal(plaintext)}
 
 
 @dataclass(frozen=True)
@@ -292,7 +293,7 @@ CODELINK_ROWS = [
 # -- GetGpt: the signature ---------------------------------------------------------------------
 
 _PLAIN = fs.json_body(PLAINTEXT)
-_CT = fs.seal(_PLAIN)[:-32]  # the ciphertext hex of a good signature
+_CT = oracle.seal(_PLAIN)[:-32]  # the ciphertext hex of a good signature
 _SIG = "signature"
 
 
@@ -302,16 +303,16 @@ def _sig(value: object) -> bytes:
 
 def _cipher(ciphertext_hex: str) -> bytes:
     """A body whose signature is this ciphertext hex with good key and IV characters."""
-    return _sig(ciphertext_hex + fs.KEY_CHARS + fs.IV_CHARS)
+    return _sig(ciphertext_hex + oracle.KEY_CHARS + oracle.IV_CHARS)
 
 
 def _padded(block: bytes) -> bytes:
     """A body with one block encrypted as is: its last bytes are the (maybe bad) padding."""
-    return _cipher(fs.aes_cbc(block).hex())
+    return _cipher(oracle.aes_cbc(block).hex())
 
 
 def _plain(data: object) -> bytes:
-    return _sig(fs.seal(data if isinstance(data, bytes) else fs.json_body(data)))
+    return _sig(oracle.seal(data if isinstance(data, bytes) else fs.json_body(data)))
 
 
 #: Every way the decrypt stage can fail; all must get the same answer.
@@ -329,15 +330,15 @@ DECRYPT_ROWS = [
         ("non-hex-ciphertext", _cipher("zz" * 16)),
         ("space-in-hex", _cipher(_CT[:2] + " " + _CT[3:])),
         ("0x-prefix", _cipher("0x" + _CT[2:])),
-        ("uppercase-key", _sig(fs.seal(_PLAIN, key="0123456789ABCDEF"))),
-        ("uppercase-iv", _sig(fs.seal(_PLAIN, iv="FEDCBA9876543210"))),
-        ("non-hex-key", _sig(fs.seal(_PLAIN, key="ghijklmnopqrstuv"))),
-        ("non-ascii-key", _sig(_CT + "é" * 16 + fs.IV_CHARS)),
+        ("uppercase-key", _sig(oracle.seal(_PLAIN, key="0123456789ABCDEF"))),
+        ("uppercase-iv", _sig(oracle.seal(_PLAIN, iv="FEDCBA9876543210"))),
+        ("non-hex-key", _sig(oracle.seal(_PLAIN, key="ghijklmnopqrstuv"))),
+        ("non-ascii-key", _sig(_CT + "é" * 16 + oracle.IV_CHARS)),
         ("24-byte-ciphertext", _cipher(_CT[:48])),
         ("padding-byte-0", _padded(b"A" * 15 + b"\x00")),
         ("padding-byte-17", _padded(b"A" * 15 + b"\x11")),
         ("padding-inconsistent", _padded(b"A" * 13 + b"\x01\x03\x03")),
-        ("wrong-key", _sig(_CT + "00112233445566ff" + fs.IV_CHARS)),
+        ("wrong-key", _sig(_CT + "00112233445566ff" + oracle.IV_CHARS)),
         ("plaintext-not-utf8", _plain(b"\xff\xfe\xfd")),
         ("plaintext-empty", _plain(b"")),
         ("plaintext-not-json", _plain(b"hello")),
@@ -509,7 +510,7 @@ async def test_strict_names_a_missing_browser_header_lenient_accepts(
 async def test_lenient_getgpt_accepts_any_ascii_key_characters(fleet: FakeFleet) -> None:
     server = fleet["GetGpt"]
     server.state.strictness = "lenient"
-    body = _sig(fs.seal(_PLAIN, key="0123456789ABCDEF"))
+    body = _sig(oracle.seal(_PLAIN, key="0123456789ABCDEF"))
     reply = await exchange(server.port, build_request("/api/chat/stream", body, _headers("GetGpt")))
     assert (reply.status, reply.complete) == (201, True)
     # The uppercase key characters were really used as the AES key, not skipped over.

@@ -17,12 +17,11 @@ from typing import Any, ClassVar
 import aiohttp
 import pytest
 import requests
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from providers import AI365VIP, Aivvm, CodeLinkAva, GetGpt
 from providers.wire.common import UpstreamCodec
 from providers.wire.getgpt import GetGptCodec
+from tests import aes_oracle as oracle
 from tests.rawhttp import RawReply, raw_server
 from tests.wire_literals import ORIGINAL_HEADERS
 
@@ -65,8 +64,6 @@ CODELINK_BODY = (
 ).encode()
 CODELINK_SESSION_HEADERS = list(ORIGINAL_HEADERS["CodeLinkAva"])
 
-GETGPT_KEY = "0123456789abcdef"
-GETGPT_IV = "fedcba9876543210"
 GETGPT_UUID = "123e4567-e89b-42d3-a456-426614174000"
 GETGPT_PLAINTEXT = (
     '{"messages": ' + MESSAGES_JSON + ', "frequency_penalty": 0, "max_tokens": 4000, '
@@ -74,15 +71,6 @@ GETGPT_PLAINTEXT = (
     '"stream": true, "uuid": "' + GETGPT_UUID + '"}'
 ).encode()
 GETGPT_HEADERS = list(ORIGINAL_HEADERS["GetGpt"])
-
-
-def _openssl_style_encrypt(plaintext: bytes) -> str:
-    """GetGpt's signature computed with the `cryptography` package, not our code."""
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(plaintext) + padder.finalize()
-    cipher = Cipher(algorithms.AES(GETGPT_KEY.encode()), modes.CBC(GETGPT_IV.encode()))
-    encryptor = cipher.encryptor()
-    return (encryptor.update(padded) + encryptor.finalize()).hex() + GETGPT_KEY + GETGPT_IV
 
 
 def _fixed_bytes(values: list[bytes]) -> Any:
@@ -93,7 +81,7 @@ def _fixed_bytes(values: list[bytes]) -> Any:
 def _pinned_getgpt_codec() -> GetGptCodec:
     return GetGptCodec(
         new_uuid=lambda: GETGPT_UUID,
-        randbytes=_fixed_bytes([bytes.fromhex(GETGPT_KEY), bytes.fromhex(GETGPT_IV)]),
+        randbytes=_fixed_bytes([bytes.fromhex(oracle.KEY_CHARS), bytes.fromhex(oracle.IV_CHARS)]),
     )
 
 
@@ -139,7 +127,7 @@ def test_codelinkava_request_literal_with_merged_kwargs() -> None:
 def test_getgpt_request_literal_and_independent_ciphertext() -> None:
     wire = _pinned_getgpt_codec().build_request("gpt-3.5-turbo", MESSAGES, {})
     assert list(wire.headers) == GETGPT_HEADERS
-    expected = b'{"signature": "' + _openssl_style_encrypt(GETGPT_PLAINTEXT).encode() + b'"}'
+    expected = b'{"signature": "' + oracle.seal(GETGPT_PLAINTEXT).encode() + b'"}'
     assert wire.body == expected
 
 
@@ -177,7 +165,7 @@ def test_aivvm_on_the_wire_matches_original_requests_call() -> None:
 
 
 def test_getgpt_on_the_wire_matches_original_requests_call() -> None:
-    sealed = _openssl_style_encrypt(GETGPT_PLAINTEXT)
+    sealed = oracle.seal(GETGPT_PLAINTEXT)
     with raw_server(SSE_DONE) as server:
         requests.post(
             server.url + "/api/chat/stream",

@@ -2,8 +2,8 @@
 
 Two oracles that share no code with ``providers.wire.signature`` (which uses pycryptodome):
 known-answer vectors made by the ``openssl`` CLI (tests/vectors/make_getgpt_vectors.py), and the
-``cryptography`` package, called live in this file. The wire layout (ciphertext hex, then key,
-then IV) is sliced by hand here, never with the code under test.
+``cryptography`` package, called live (through tests/aes_oracle.py). The wire layout (ciphertext
+hex, then key, then IV) is sliced by hand here, never with the code under test.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from providers.errors import InvalidRequestError, LocalProtocolError, SignatureError
 from providers.wire.signature import (
@@ -26,31 +25,13 @@ from providers.wire.signature import (
     signature_failure_reason,
     split_signature,
 )
+from tests import aes_oracle as oracle
 
 VECTORS_PATH = Path(__file__).parent / "vectors" / "getgpt_signature_vectors.json"
 VECTORS: list[dict[str, Any]] = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))["vectors"]
 
 KEY = "0123456789abcdef"
 IV = "fedcba9876543210"
-
-
-def _oracle_encrypt(plaintext: bytes, key: str, iv: str, *, add_padding: bool = True) -> bytes:
-    """AES-128-CBC by `cryptography`; without padding the caller supplies whole blocks."""
-    if add_padding:
-        padder = padding.PKCS7(128).padder()
-        plaintext = padder.update(plaintext) + padder.finalize()
-    encryptor = Cipher(
-        algorithms.AES(key.encode("ascii")), modes.CBC(iv.encode("ascii"))
-    ).encryptor()
-    return encryptor.update(plaintext) + encryptor.finalize()
-
-
-def _oracle_decrypt_raw(ciphertext: bytes, key: str, iv: str) -> bytes:
-    """Decrypt without removing the padding, so the padding bytes themselves can be checked."""
-    decryptor = Cipher(
-        algorithms.AES(key.encode("ascii")), modes.CBC(iv.encode("ascii"))
-    ).decryptor()
-    return decryptor.update(ciphertext) + decryptor.finalize()
 
 
 def _oracle_unpad(padded: bytes) -> bytes:
@@ -113,7 +94,7 @@ def test_split_finds_openssl_parts(vector: dict[str, Any]) -> None:
 def test_the_two_oracles_agree(vector: dict[str, Any]) -> None:
     # If this fails the vectors file is wrong, not the codec.
     plaintext = bytes.fromhex(vector["plaintext_hex"])
-    ciphertext = _oracle_encrypt(plaintext, vector["key_chars"], vector["iv_chars"])
+    ciphertext = oracle.encrypt(plaintext, vector["key_chars"], vector["iv_chars"])
     assert ciphertext.hex() == vector["ciphertext_hex"]
 
 
@@ -133,13 +114,13 @@ def test_cryptography_decrypts_what_we_encrypt(plaintext: bytes) -> None:
     signature = encrypt_signature(plaintext)
     key, iv = signature[-32:-16], signature[-16:]
     ciphertext = bytes.fromhex(signature[:-32])
-    assert _oracle_unpad(_oracle_decrypt_raw(ciphertext, key, iv)) == plaintext
+    assert _oracle_unpad(oracle.decrypt_raw(ciphertext, key, iv)) == plaintext
 
 
 @pytest.mark.parametrize("plaintext", LIVE_PLAINTEXTS)
 def test_we_decrypt_what_cryptography_encrypts(plaintext: bytes) -> None:
     key, iv = "a1b2c3d4e5f60718", "0f1e2d3c4b5a6978"
-    assert decrypt_signature(_signature(_oracle_encrypt(plaintext, key, iv), key, iv)) == plaintext
+    assert decrypt_signature(_signature(oracle.encrypt(plaintext, key, iv), key, iv)) == plaintext
 
 
 @pytest.mark.parametrize("pad_length", range(1, 17))
@@ -149,7 +130,7 @@ def test_every_padding_length(pad_length: int, full_blocks: int) -> None:
     signature = encrypt_signature(plaintext, key_hex=KEY, iv_hex=IV)
     ciphertext = bytes.fromhex(signature[:-32])
     assert len(ciphertext) == len(plaintext) + pad_length
-    padded = _oracle_decrypt_raw(ciphertext, KEY, IV)
+    padded = oracle.decrypt_raw(ciphertext, KEY, IV)
     assert padded == plaintext + bytes([pad_length]) * pad_length
     assert decrypt_signature(signature) == plaintext
 
@@ -214,11 +195,11 @@ def test_encrypt_keeps_given_key_and_draws_the_missing_iv() -> None:
 
 # --- malformed signatures: one public face, distinct private reasons -------------------------
 
-_GOOD = _oracle_encrypt(b"hello", KEY, IV)
+_GOOD = oracle.encrypt(b"hello", KEY, IV)
 
 
 def _bad_padding(last_block: bytes) -> str:
-    return _signature(_oracle_encrypt(b"B" * 16 + last_block, KEY, IV, add_padding=False))
+    return _signature(oracle.aes_cbc(b"B" * 16 + last_block, KEY, IV))
 
 
 MALFORMED: list[tuple[str, object, bool, str]] = [
@@ -258,19 +239,19 @@ MALFORMED: list[tuple[str, object, bool, str]] = [
     ("pad-longer-than-data", _bad_padding(b"\x20" * 16), True, "bad PKCS#7 padding"),
     (
         "invalid-utf8",
-        _signature(_oracle_encrypt(b"\xff\xfe", KEY, IV)),
+        _signature(oracle.encrypt(b"\xff\xfe", KEY, IV)),
         True,
         "plaintext is not UTF-8",
     ),
     (
         "cut-utf8",
-        _signature(_oracle_encrypt("é".encode()[:1], KEY, IV)),
+        _signature(oracle.encrypt("é".encode()[:1], KEY, IV)),
         True,
         "plaintext is not UTF-8",
     ),
     (
         "utf8-surrogate",
-        _signature(_oracle_encrypt(b"\xed\xa0\x80", KEY, IV)),
+        _signature(oracle.encrypt(b"\xed\xa0\x80", KEY, IV)),
         True,
         "plaintext is not UTF-8",
     ),
@@ -354,7 +335,7 @@ def test_reason_of_a_foreign_signature_error_is_empty() -> None:
 )
 def test_lenient_mode_uses_any_ascii_key_characters_as_bytes(key: str, iv: str) -> None:
     plaintext = "ключ 🔑".encode()
-    signature = _signature(_oracle_encrypt(plaintext, key, iv), key, iv)
+    signature = _signature(oracle.encrypt(plaintext, key, iv), key, iv)
     assert decrypt_signature(signature, strict_key_chars=False) == plaintext
     with pytest.raises(SignatureError):
         decrypt_signature(signature)

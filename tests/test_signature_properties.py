@@ -13,8 +13,6 @@ import re
 import string
 import uuid
 
-from cryptography.hazmat.primitives import padding
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import event, given
 from hypothesis import strategies as st
 
@@ -24,6 +22,7 @@ from providers.wire.signature import (
     encrypt_signature,
     signature_failure_reason,
 )
+from tests import aes_oracle as oracle
 
 SIGNATURE_SHAPE = re.compile(r"(?:[0-9a-f]{32})+[0-9a-f]{16}[0-9a-f]{16}")
 LOWER_HEX = "0123456789abcdef"
@@ -34,15 +33,6 @@ roles = st.sampled_from(["system", "user", "assistant"]) | st.text(max_size=12)
 conversations = st.lists(
     st.fixed_dictionaries({"role": roles, "content": st.text()}), min_size=1, max_size=6
 )
-
-
-def _oracle_encrypt(plaintext: bytes, key: str, iv: str) -> bytes:
-    padder = padding.PKCS7(128).padder()
-    padded = padder.update(plaintext) + padder.finalize()
-    encryptor = Cipher(
-        algorithms.AES(key.encode("ascii")), modes.CBC(iv.encode("ascii"))
-    ).encryptor()
-    return encryptor.update(padded) + encryptor.finalize()
 
 
 def _getgpt_plaintext(
@@ -84,14 +74,14 @@ def test_any_getgpt_conversation_round_trips(
 @given(st.text(), key_chars, key_chars)
 def test_encrypt_matches_cryptography_for_any_key_material(text: str, key: str, iv: str) -> None:
     plaintext = text.encode("utf-8")
-    expected = _oracle_encrypt(plaintext, key, iv).hex() + key + iv
+    expected = oracle.encrypt(plaintext, key, iv).hex() + key + iv
     assert encrypt_signature(plaintext, key_hex=key, iv_hex=iv) == expected
 
 
 @given(st.text(max_size=64), ascii_key_chars, ascii_key_chars)
 def test_lenient_mode_decrypts_any_ascii_key_material(text: str, key: str, iv: str) -> None:
     plaintext = text.encode("utf-8")
-    signature = _oracle_encrypt(plaintext, key, iv).hex() + key + iv
+    signature = oracle.encrypt(plaintext, key, iv).hex() + key + iv
     assert decrypt_signature(signature, strict_key_chars=False) == plaintext
     outcome = _outcome(signature, strict=True)
     if set(key + iv) <= set(LOWER_HEX):
