@@ -20,6 +20,7 @@ from fake_upstreams.server import FakeFleet, FakeServer
 from tests import aes_oracle as oracle
 from tests import fakes_support as fs
 from tests._rawclient import RawResponse, build_request, exchange
+from tests.wire_literals import getgpt_plaintext
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -45,17 +46,7 @@ AI365: dict[str, Any] = {
     "temperature": 1,
 }
 CODELINK: dict[str, Any] = {"messages": HI, "temperature": 0.6, "stream": True}
-PLAINTEXT: dict[str, Any] = {
-    "messages": HI,
-    "frequency_penalty": 0,
-    "max_tokens": 4000,
-    "model": "gpt-3.5-turbo",
-    "presence_penalty": 0,
-    "temperature": 1,
-    "top_p": 1,
-    "stream": True,
-    "uuid": "0e7c2b8a-3f4d-4e1a-9b6c-5d8e7f1a2b3c",
-}
+PLAINTEXT = getgpt_plaintext(HI, "0e7c2b8a-3f4d-4e1a-9b6c-5d8e7f1a2b3c")
 MODELS_BODY: dict[str, Any] = {"key": ""}
 
 

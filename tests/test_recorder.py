@@ -39,19 +39,11 @@ from fake_upstreams.server import FakeServer
 from providers import PROVIDERS
 from providers.errors import CassetteError, TapedeckError
 from tests._rawclient import RawResponse, build_request, exchange
+from tests.wire_literals import AIVVM_HI_BODY
 from tools import record_cmd
 from tools.make_library import make_library
 
 LIBRARY = Path(__file__).resolve().parent.parent / "cassettes" / "library"
-AIVVM_BODY = json.dumps(
-    {
-        "model": {"id": "gpt-4", "name": "GPT-4"},
-        "messages": [{"role": "user", "content": "hi"}],
-        "key": "",
-        "prompt": "p",
-        "temperature": 0.7,
-    }
-).encode()
 JSON = (("Content-Type", "application/json"),)
 
 
@@ -60,7 +52,7 @@ def _port(url: str) -> int:
 
 
 async def _post(
-    url: str, body: bytes = AIVVM_BODY, path: str = "/api/chat", **kw: object
+    url: str, body: bytes = AIVVM_HI_BODY, path: str = "/api/chat", **kw: object
 ) -> RawResponse:
     headers = kw.pop("headers", JSON)
     assert isinstance(headers, tuple)
@@ -164,7 +156,7 @@ async def test_a_slow_cassette_write_never_delays_the_next_request_on_a_keep_ali
         for _ in range(3):
             started = time.monotonic()
             url = proxy.url + "/api/chat"
-            async with session.post(url, data=AIVVM_BODY, headers=dict(JSON)) as reply:
+            async with session.post(url, data=AIVVM_HI_BODY, headers=dict(JSON)) as reply:
                 await reply.content.readany()
                 firsts.append(time.monotonic() - started)
                 await reply.read()
@@ -293,7 +285,7 @@ async def test_hop_by_hop_headers_are_not_forwarded_and_the_body_is_asked_uncomp
 
 
 def _aivvm_interaction(uri: str, text: bytes) -> Interaction:
-    request = RecordedRequest("POST", uri, {"Content-Type": ["application/json"]}, AIVVM_BODY)
+    request = RecordedRequest("POST", uri, {"Content-Type": ["application/json"]}, AIVVM_HI_BODY)
     response = RecordedResponse.whole(200, "OK", {"Content-Type": ["text/plain"]}, text)
     return Interaction(request, response)
 
@@ -305,7 +297,7 @@ def _seed_cassette(path: Path, *texts: bytes) -> bytes:
     return path.read_bytes()
 
 
-OTHER_BODY = AIVVM_BODY.replace(b'"hi"', b'"something else"')
+OTHER_BODY = AIVVM_HI_BODY.replace(b'"hi"', b'"something else"')
 
 
 async def test_once_records_a_new_cassette_then_only_replays(
@@ -467,7 +459,7 @@ async def test_a_client_hanging_up_early_still_gets_the_whole_response_recorded(
     aivvm.state.scripts.push(ResponseScript(raw=pieces, chunk_delay=0.1))
     recorder = _recorder(path)
     async with RecordingProxy(recorder, aivvm.url) as proxy:
-        request = build_request("/api/chat", AIVVM_BODY, JSON)
+        request = build_request("/api/chat", AIVVM_HI_BODY, JSON)
         reply = await exchange(_port(proxy.url), request, read_limit=1)
         assert not reply.complete  # the client left after the first bytes
         # Leaving the block stops the proxy, which waits for the relay still reading upstream.

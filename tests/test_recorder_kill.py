@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -24,17 +23,9 @@ from fake_upstreams.script import ResponseScript
 from fake_upstreams.server import FakeServer
 from providers import Aivvm, CodeLinkAva
 from tests._rawclient import build_request, exchange
+from tests.wire_literals import AIVVM_HI_BODY
 
 ROOT = Path(__file__).resolve().parent.parent
-AIVVM_BODY = json.dumps(
-    {
-        "model": {"id": "gpt-4", "name": "GPT-4"},
-        "messages": [{"role": "user", "content": "hi"}],
-        "key": "",
-        "prompt": "p",
-        "temperature": 0.7,
-    }
-).encode()
 
 
 class Recording:
@@ -158,12 +149,14 @@ async def test_a_recording_killed_mid_stream_leaves_the_previous_cassette_intact
     )
     args = ["--target", aivvm.url, "--cassette", str(path), "--mode", "all"]
     async with recording(args) as recorder:
-        first = await exchange(recorder.port, build_request("/api/chat", AIVVM_BODY), deadline=10.0)
+        first = await exchange(
+            recorder.port, build_request("/api/chat", AIVVM_HI_BODY), deadline=10.0
+        )
         assert first.complete
         await _wait_for(path.exists)  # saved after the interaction, before any stop
         after_first = path.read_bytes()
         second = asyncio.create_task(
-            exchange(recorder.port, build_request("/api/chat", AIVVM_BODY), deadline=10.0)
+            exchange(recorder.port, build_request("/api/chat", AIVVM_HI_BODY), deadline=10.0)
         )
         await _wait_for(lambda: len(aivvm.state.journal) == 2)
         await asyncio.sleep(0.3)  # "never " is on its way; the fake sleeps before the rest

@@ -23,6 +23,7 @@ from providers.wire.signature import (
     signature_failure_reason,
 )
 from tests import aes_oracle as oracle
+from tests.wire_literals import getgpt_plaintext
 
 SIGNATURE_SHAPE = re.compile(r"(?:[0-9a-f]{32})+[0-9a-f]{16}[0-9a-f]{16}")
 LOWER_HEX = "0123456789abcdef"
@@ -33,23 +34,6 @@ roles = st.sampled_from(["system", "user", "assistant"]) | st.text(max_size=12)
 conversations = st.lists(
     st.fixed_dictionaries({"role": roles, "content": st.text()}), min_size=1, max_size=6
 )
-
-
-def _getgpt_plaintext(
-    messages: list[dict[str, str]], request_id: uuid.UUID, ascii_only: bool
-) -> bytes:
-    body = {
-        "messages": messages,
-        "frequency_penalty": 0,
-        "max_tokens": 4000,
-        "model": "gpt-3.5-turbo",
-        "presence_penalty": 0,
-        "temperature": 1,
-        "top_p": 1,
-        "stream": True,
-        "uuid": str(request_id),
-    }
-    return json.dumps(body, ensure_ascii=ascii_only).encode("utf-8")
 
 
 @given(st.text())
@@ -65,7 +49,8 @@ def test_any_text_round_trips(text: str) -> None:
 def test_any_getgpt_conversation_round_trips(
     messages: list[dict[str, str]], request_id: uuid.UUID, ascii_only: bool
 ) -> None:
-    plaintext = _getgpt_plaintext(messages, request_id, ascii_only)
+    body = getgpt_plaintext(messages, str(request_id))
+    plaintext = json.dumps(body, ensure_ascii=ascii_only).encode("utf-8")
     recovered = decrypt_signature(encrypt_signature(plaintext))
     assert recovered == plaintext
     assert json.loads(recovered)["messages"] == messages

@@ -2,12 +2,14 @@
 
 Tests compare the codecs, the adapters and the fakes against these values, so nothing here may
 come from the code under test: this module imports nothing from ``providers`` or
-``fake_upstreams``, and every value is spelled out rather than built.
+``fake_upstreams``, and every value is spelled out (at most serialised with ``json.dumps``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 #: The headers each original client set itself, in the order it set them. Content-Type stands
 #: where the original wrote it (CodeLinkAva's came from aiohttp's ``json=``, so it is absent).
@@ -86,3 +88,30 @@ ORIGINAL_HEADERS: Mapping[str, tuple[tuple[str, str], ...]] = {
         ("Sec-Fetch-Site", "same-origin"),
     ),
 }
+
+
+def getgpt_plaintext(messages: Sequence[Mapping[str, str]], request_id: str) -> dict[str, Any]:
+    """The object GetGpt's client encrypted, its fields in the client's order, for ``messages``."""
+    return {
+        "messages": messages,
+        "frequency_penalty": 0,
+        "max_tokens": 4000,
+        "model": "gpt-3.5-turbo",
+        "presence_penalty": 0,
+        "temperature": 1,
+        "top_p": 1,
+        "stream": True,
+        "uuid": request_id,
+    }
+
+
+#: A short valid Aivvm chat body (one user message "hi"), serialised as the original did it.
+AIVVM_HI_BODY = json.dumps(
+    {
+        "model": {"id": "gpt-4", "name": "GPT-4"},
+        "messages": [{"role": "user", "content": "hi"}],
+        "key": "",
+        "prompt": "p",
+        "temperature": 0.7,
+    }
+).encode()
