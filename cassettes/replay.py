@@ -25,8 +25,6 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterable
-from types import TracebackType
-from typing import Self
 from urllib.parse import urlsplit
 
 from cassettes import yamlio
@@ -35,7 +33,7 @@ from cassettes.index import InteractionIndex
 from cassettes.matchers import Candidate, Matcher
 from cassettes.model import Cassette, Headers, Interaction, RecordedRequest
 from cassettes.replay_http import MISS_STATUS, Playable, ReplayEvent, make_app
-from fake_upstreams.server import FakeServer
+from fake_upstreams.lifecycle import AppServer, Lifecycle
 from providers.errors import NoMatchingInteractionError
 
 __all__ = ["MISS_STATUS", "ReplayEvent", "ReplayServer", "Replayer"]
@@ -126,7 +124,7 @@ class Replayer:
             return list(self._misses)
 
 
-class ReplayServer:
+class ReplayServer(Lifecycle):
     """A cassette served on ``host:port`` (127.0.0.1, ephemeral port by default).
 
     A context manager: ``async with`` serves from the running loop, ``with`` from a private loop
@@ -158,7 +156,9 @@ class ReplayServer:
             name=name,
             on_event=on_event,
         )
-        self._server = FakeServer(make_app(self.replayer), host=host, port=port, access_log=None)
+        self._server = AppServer(
+            make_app(self.replayer), host=host, port=port, label="the replay server"
+        )
 
     # -- what tests look at ----------------------------------------------------------------
 
@@ -240,30 +240,6 @@ class ReplayServer:
     async def stop(self) -> None:
         """Stop serving; replies still running get one second, then are cut."""
         await self._server.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    def __enter__(self) -> Self:
-        self._server.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.__exit__(kind, error, tb)
 
 
 def _common_origin(interactions: Iterable[Interaction]) -> str | None:
