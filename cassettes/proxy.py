@@ -11,18 +11,16 @@ hung up included), then writes whatever was recorded and not yet saved, and clos
 from __future__ import annotations
 
 import asyncio
-from typing import Self
-
-from aiohttp import web
 
 from cassettes.proxy_app import PROXY_KEY, ProxyState, make_proxy_app
 from cassettes.recorder import Recorder
 from cassettes.relay import RelaySettings
+from fake_upstreams.lifecycle import AppServer, AsyncLifecycle
 
 __all__ = ["RecordingProxy"]
 
 
-class RecordingProxy:
+class RecordingProxy(AsyncLifecycle):
     """The proxy for ``recorder`` in front of ``target``, on ``host:port`` (port 0: any free).
 
     ``record_as`` writes request URIs as if they went to that base URL instead of ``target``
@@ -56,49 +54,33 @@ class RecordingProxy:
         self.recorder = recorder
         self.host = host
         self.app = make_proxy_app(ProxyState(recorder, target, settings))
-        self._requested_port = port
         self._shutdown_timeout = shutdown_timeout
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
+        self._server = AppServer(
+            self.app,
+            host=host,
+            port=port,
+            shutdown_timeout=shutdown_timeout,
+            handler_cancellation=False,
+            label="the recording proxy",
+        )
 
     @property
     def url(self) -> str:
         """``http://host:port`` of the running proxy, without a trailing slash."""
-        if self._port is None:
-            raise RuntimeError("the recording proxy is not running")
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self._port}"
+        return self._server.url
 
     async def start(self) -> None:
         """Bind and serve in the running loop (``OSError`` if the port is taken)."""
-        if self._runner is not None:
-            raise RuntimeError("the recording proxy is already running")
-        runner = web.AppRunner(
-            self.app,
-            handle_signals=False,
-            handler_cancellation=False,
-            shutdown_timeout=self._shutdown_timeout,
-            access_log=None,
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, self.host, self._requested_port).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        self._port = int(runner.addresses[0][1])
+        await self._server.start()
 
     async def stop(self) -> None:
         """Stop serving (replies in flight get ``shutdown_timeout`` seconds), then write what
         was recorded and not saved yet, and close the recorder."""
-        runner, self._runner, self._port = self._runner, None, None
         forwards = self.app[PROXY_KEY].forwards
         try:
             if forwards:  # before cleanup, which closes the upstream session
                 await asyncio.wait(list(forwards), timeout=self._shutdown_timeout)
-            if runner is not None:
-                await runner.cleanup()
+            await self._server.stop()
             for task in forwards.values():
                 if task is not None:
                     task.cancel()  # recorded anyway if its body was complete
@@ -106,10 +88,3 @@ class RecordingProxy:
                 await asyncio.wait(list(forwards), timeout=self._shutdown_timeout)
         finally:
             await self.recorder.close()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
