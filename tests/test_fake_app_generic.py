@@ -31,6 +31,7 @@ from providers.errors import FakeUpstreamError
 from providers.wire.common import ChatRequest, Framing, ReceivedRequest
 from tests._dummy_codec import CODEC, DummyCodec
 from tests._rawclient import RawResponse, build_request, exchange
+from tests.aiohttp_chunks import aiohttp_chunks
 
 GOOD_HEADERS = (("Content-Type", "application/json"), ("X-Dummy", "yes"))
 BODY = json.dumps({"model": "dummy-1", "messages": [{"role": "user", "content": "héllo wörld"}]})
@@ -120,16 +121,7 @@ async def test_literal_boundaries_at_the_socket(fake: FakeServer) -> None:
 
 async def test_boundaries_reach_an_aiohttp_client(fake: FakeServer) -> None:
     fake.state.scripts.push(ResponseScript(chunking=ChunkPlan.every(4)))
-    chunks, pending = [], b""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.post(fake.url + "/api/chat", data=BODY, headers=dict(GOOD_HEADERS)) as response,
-    ):
-        async for data, end_of_chunk in response.content.iter_chunks():
-            pending += data
-            if end_of_chunk and pending:
-                chunks.append(pending)
-                pending = b""
+    _, chunks = await aiohttp_chunks(fake.url + "/api/chat", BODY, dict(GOOD_HEADERS))
     assert chunks == [EXPECTED[i : i + 4] for i in range(0, len(EXPECTED), 4)]
 
 

@@ -7,7 +7,6 @@ import json
 import socket
 from pathlib import Path
 
-import aiohttp
 import pytest
 import requests
 import vcr
@@ -27,6 +26,7 @@ from cassettes.replay import MISS_STATUS, ReplayServer
 from providers import GetGpt
 from providers.errors import NoMatchingInteractionError, UpstreamHTTPError
 from providers.wire import getgpt, signature
+from tests.aiohttp_chunks import aiohttp_chunks
 
 ORIGIN = "http://127.0.0.1:8103"
 SSE = 'data: {"choices":[{"delta":{"content":"h\u00e9"}}]}\n\ndata: [DONE]\n\n'.encode()
@@ -40,19 +40,6 @@ def post(path: str, body: dict[str, object]) -> RecordedRequest:
 
 def streamed(body: bytes, sizes: list[int], status: int = 200) -> RecordedResponse:
     return RecordedResponse(status, "OK", dict(CHUNKED), body, chunks_from_sizes(sizes))
-
-
-async def read_chunks(url: str, data: bytes = b"{}") -> tuple[int, list[bytes]]:
-    """POST and return the status and the body as the HTTP chunks it arrived in."""
-    chunks, piece = [], b""
-    async with aiohttp.ClientSession() as session, session.post(url, data=data) as response:
-        async for data_part, end_of_chunk in response.content.iter_chunks():
-            piece += data_part
-            if end_of_chunk and piece:
-                chunks.append(piece)
-                piece = b""
-    assert piece == b""
-    return response.status, chunks
 
 
 @pytest.fixture
@@ -73,7 +60,7 @@ def cassette() -> Cassette:
 
 async def test_chunks_come_back_cut_where_they_were_recorded(cassette: Cassette) -> None:
     async with ReplayServer(cassette) as server:
-        status, chunks = await read_chunks(server.url + "/api/chat", b'{"q": "one"}')
+        status, chunks = await aiohttp_chunks(server.url + "/api/chat", b'{"q": "one"}')
     assert status == 200
     assert chunks == list(cassette.interactions[0].response.chunk_bytes())
     assert chunks[0].endswith(b"\xc3")  # the split character arrives split

@@ -11,7 +11,6 @@ import time
 from collections.abc import Hashable
 from itertools import pairwise
 
-import aiohttp
 import requests
 from hypothesis import given
 from hypothesis import strategies as st
@@ -26,6 +25,7 @@ from cassettes.model import (
     chunks_from_sizes,
 )
 from cassettes.replay import ReplayServer
+from tests.aiohttp_chunks import aiohttp_chunks
 
 ORIGIN = "http://127.0.0.1:8101"
 CHUNKED = {"Content-Type": ["text/plain"], "Transfer-Encoding": ["chunked"]}
@@ -47,19 +47,6 @@ def chunked_responses(draw: st.DrawFn, *, max_size: int = 4000) -> RecordedRespo
     sizes = [end - start for start, end in pairwise(edges)]
     status = draw(st.sampled_from([200, 201, 403, 429, 500]))
     return RecordedResponse(status, "", dict(CHUNKED), body, chunks_from_sizes(sizes))
-
-
-async def aiohttp_chunks(url: str, body: bytes) -> tuple[int, list[bytes]]:
-    """The reply's HTTP chunks, reassembled from ``iter_chunks`` by end-of-chunk marks."""
-    chunks, piece = [], b""
-    async with aiohttp.ClientSession() as session, session.post(url, data=body) as response:
-        async for data, end_of_chunk in response.content.iter_chunks():
-            piece += data
-            if end_of_chunk and piece:
-                chunks.append(piece)
-                piece = b""
-    assert piece == b"", "bytes after the last chunk end"
-    return response.status, chunks
 
 
 @given(responses=st.lists(chunked_responses(), min_size=1, max_size=3))
