@@ -4,12 +4,10 @@ serves until a signal); inspect and lint run in-process through the CLI's ``main
 from __future__ import annotations
 
 import json
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,9 +26,9 @@ from cassettes.model import (
 from providers import GetGpt
 from providers.errors import UnsafeCassetteError
 from providers.wire import getgpt
+from tests.cli_process import ROOT, CliProcess
 from tools.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
 ORIGIN = "http://127.0.0.1:8103"
 REPLAY_LINE = re.compile(r"^replay (http://127\.0\.0\.1:\d+)$")
 PROMPTS = {"first": "Answer one", "second": "Answer two"}
@@ -67,38 +65,20 @@ def cassette_path(tmp_path: Path) -> Path:
     return path
 
 
-class Replay:
-    """A running `tapedeck replay`; stdout lines arrive through a reader thread."""
+class Replay(CliProcess):
+    """A running `tapedeck replay`."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tools.cli", "replay", *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-        self.lines.put(None)
+        super().__init__("replay", *args)
 
     def url(self) -> str:
-        line = self.lines.get(timeout=30)
-        if line is None:
-            _, err = self.proc.communicate(timeout=10)
-            pytest.fail(f"replay exited ({self.proc.returncode}) early:\n{err}")
+        line = self.next_line()
         match = REPLAY_LINE.match(line)
         assert match, f"not a 'replay URL' line: {line!r}"
         return match[1]
 
     def stop(self, sig: signal.Signals) -> tuple[int, str]:
-        self.proc.send_signal(sig)
-        _, err = self.proc.communicate(timeout=10)
+        err = self.send_and_wait(sig)
         return self.proc.returncode, err
 
 
@@ -107,9 +87,7 @@ def replays() -> Iterator[list[Replay]]:
     started: list[Replay] = []
     yield started
     for replay in started:
-        if replay.proc.poll() is None:
-            replay.proc.kill()
-            replay.proc.communicate()
+        replay.kill()
 
 
 def test_replay_serves_an_adapter_logs_each_request_and_stops_on_sigterm(

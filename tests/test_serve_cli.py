@@ -4,14 +4,11 @@ by a signal. Usage errors are checked in-process (nothing starts, so nothing to 
 from __future__ import annotations
 
 import json
-import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,42 +18,25 @@ import pytest
 from fake_upstreams.registry import FAKES
 from providers import PROVIDERS
 from providers.wire import codelinkava
+from tests.cli_process import CliProcess
 from tools.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
 HI = [{"role": "user", "content": "hi"}]
 URL_LINE = re.compile(r"^(\w+) (http://127\.0\.0\.1:(\d+))$")
 STOP_WITHIN = 5.0
 
 
-class Serve:
-    """A running `tapedeck serve`; stdout lines arrive through a reader thread (never blocks)."""
+class Serve(CliProcess):
+    """A running `tapedeck serve`."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tools.cli", "serve", *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line.rstrip("\n"))
-        self._lines.put(None)
+        super().__init__("serve", *args)
 
     def urls(self, count: int, timeout: float = 30.0) -> dict[str, str]:
         """The first ``count`` stdout lines, each ``NAME URL``."""
         urls = {}
         for _ in range(count):
-            line = self._lines.get(timeout=timeout)
-            if line is None:
-                _, err = self.proc.communicate(timeout=10)
-                pytest.fail(f"serve exited ({self.proc.returncode}) early:\n{err}")
+            line = self.next_line(timeout)
             match = URL_LINE.match(line)
             assert match, f"not a 'NAME URL' line: {line!r}"
             urls[match[1]] = match[2]
@@ -65,18 +45,9 @@ class Serve:
     def stop(self, sig: signal.Signals) -> tuple[int, float, str, str]:
         """Send ``sig``; returns exit status, seconds to exit, the rest of stdout, stderr."""
         start = time.monotonic()
-        self.proc.send_signal(sig)
-        _, err = self.proc.communicate(timeout=STOP_WITHIN * 2)
+        err = self.send_and_wait(sig, timeout=STOP_WITHIN * 2)
         took = time.monotonic() - start
-        rest: list[str] = []
-        while (line := self._lines.get(timeout=5)) is not None:
-            rest.append(line)
-        return self.proc.returncode, took, "\n".join(rest), err
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
+        return self.proc.returncode, took, "\n".join(self.rest_of_stdout()), err
 
 
 @pytest.fixture
