@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import json
-import signal
 import sys
 import time
 from collections.abc import Mapping
@@ -26,10 +24,15 @@ from fake_upstreams.offline import is_loopback_host
 from fake_upstreams.registry import FAKES, build_server, spec_for
 from fake_upstreams.scenario import EXAMPLE, load_scenario
 from fake_upstreams.server import FakeServer
+from tools._serving import cannot_listen, port_number, serve_until_signalled
 
 NAME = "serve"
 HELP = "start the fake upstreams on 127.0.0.1 (Ctrl-C stops them)"
 _FIRST_PORT = min(spec.default_port for spec in FAKES.values())
+_BUSY = (
+    "the port is already in use (another `tapedeck serve`?). "
+    "Use --port 0 for free ephemeral ports, or --base-port N."
+)
 
 
 def _epilog() -> str:
@@ -64,16 +67,6 @@ def _names(value: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
-    return port
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `tapedeck serve`."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -94,13 +87,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ports = parser.add_mutually_exclusive_group()
     ports.add_argument(
         "--port",
-        type=_port,
+        type=port_number,
         help="0: a free ephemeral port for every fake; another number: that port, with a single "
         "fake only (--only NAME)",
     )
     ports.add_argument(
         "--base-port",
-        type=_port,
+        type=port_number,
         metavar="N",
         help=f"fixed ports shifted to start at N instead of {_FIRST_PORT}",
     )
@@ -165,41 +158,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(servers: Mapping[str, FakeServer], ports: Mapping[str, int]) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    started: list[FakeServer] = []
-    try:
-        for name, server in servers.items():
-            try:
-                await server.start()
-            except OSError as error:
-                _say(_cannot_listen(name, f"{server.host}:{ports[name]}", error))
-                return 1
-            started.append(server)
-        with contextlib.suppress(BrokenPipeError):
-            for name, server in servers.items():
-                print(f"{name} {server.url}")
-            sys.stdout.flush()
-        _say(f"{len(servers)} fake(s) ready; Ctrl-C stops them")
-        await stop.wait()
-        _say("stopping")
-        return 0
-    finally:
-        for server in reversed(started):
-            await server.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    def cannot_start(name: str, error: OSError) -> str:
+        where = f"{servers[name].host}:{ports[name]} for {name}"
+        return cannot_listen(where, error, _BUSY)
 
-
-def _cannot_listen(name: str, where: str, error: OSError) -> str:
-    if error.errno == errno.EADDRINUSE:
-        return (
-            f"cannot listen on {where} for {name}: the port is already in use (another "
-            "`tapedeck serve`?). Use --port 0 for free ephemeral ports, or --base-port N."
-        )
-    return f"cannot listen on {where} for {name}: {error.strerror or error}"
+    ready = f"{len(servers)} fake(s) ready; Ctrl-C stops them"
+    return await serve_until_signalled(servers, say=_say, cannot_start=cannot_start, ready=ready)
 
 
 def _request_logger(name: str) -> Middleware:
