@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import errno
 import os
-import signal
 import sys
 from urllib.parse import urlsplit
 
@@ -22,6 +19,7 @@ from cassettes.proxy import RecordingProxy
 from cassettes.recorder import RECORD_MODES, Event, Recorder, RecordMode, Stats
 from cassettes.scrub import ScrubPolicy
 from fake_upstreams.offline import is_loopback_host
+from tools._serving import cannot_listen, port_number, serve_until_signalled
 
 NAME = "record"
 HELP = "record a target's traffic into a cassette through a streaming proxy (Ctrl-C stops)"
@@ -50,16 +48,6 @@ def _target(value: str) -> str:
     if parts.query or parts.fragment:
         raise argparse.ArgumentTypeError("the target is a base URL: no query or fragment")
     return value.rstrip("/")
-
-
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
-    return port
 
 
 def _seconds(value: str) -> float:
@@ -92,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="127.0.0.1",
         help="address to listen on (default 127.0.0.1; anything else warns)",
     )
-    parser.add_argument("--port", type=_port, default=0, help="port (default 0: any free one)")
+    parser.add_argument(
+        "--port", type=port_number, default=0, help="port (default 0: any free one)"
+    )
     parser.add_argument(
         "--source",
         choices=("live", "fake"),
@@ -186,35 +176,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(proxy: RecordingProxy, args: argparse.Namespace, source: Source) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     recorder = proxy.recorder
-    try:
-        try:
-            await proxy.start()
-        except OSError as error:
-            _say(_cannot_listen(f"{args.host}:{args.port}", error))
-            return 1
-        with contextlib.suppress(BrokenPipeError):
-            print(f"record {proxy.url}", flush=True)
-        why = " (loopback target)" if args.source is None and source == "fake" else ""
-        _say(
-            f"{recorder.mode} mode: {args.target} -> {args.cassette}, provenance source "
-            f"{source}{why}; "
-            + ("replaying its existing interactions; " if recorder.replaying else "")
-            + ("recording new ones" if recorder.recording else "not recording")
-            + "; Ctrl-C stops"
-        )
-        await stop.wait()
-        _say("stopping")
-    finally:
-        await proxy.stop()  # also when it never started: then it only closes the recorder
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-    _say(_summary(recorder.stats, args.cassette, len(recorder.cassette), recorder.recording))
-    return 0
+    why = " (loopback target)" if args.source is None and source == "fake" else ""
+    ready = (
+        f"{recorder.mode} mode: {args.target} -> {args.cassette}, provenance source "
+        f"{source}{why}; "
+        + ("replaying its existing interactions; " if recorder.replaying else "")
+        + ("recording new ones" if recorder.recording else "not recording")
+        + "; Ctrl-C stops"
+    )
+    # The proxy is stopped even when it never started: then it only closes the recorder.
+    status = await serve_until_signalled(
+        {"record": proxy},
+        say=_say,
+        cannot_start=lambda _, error: cannot_listen(f"{args.host}:{args.port}", error),
+        ready=ready,
+    )
+    if status == 0:
+        _say(_summary(recorder.stats, args.cassette, len(recorder.cassette), recorder.recording))
+    return status
 
 
 def _summary(stats: Stats, path: str, total: int, recording: bool) -> str:
@@ -257,9 +237,3 @@ class _Progress:
             file=sys.stderr,
             flush=True,
         )
-
-
-def _cannot_listen(where: str, error: OSError) -> str:
-    if error.errno == errno.EADDRINUSE:
-        return f"cannot listen on {where}: the port is already in use (use --port 0)"
-    return f"cannot listen on {where}: {error.strerror or error}"
