@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import errno
 import math
-import signal
 import sys
 
 from cassettes.replay import ReplayEvent, ReplayServer
 from fake_upstreams.offline import is_loopback_host
+from tools._serving import cannot_listen, port_number, serve_until_signalled
 
 NAME = "replay"
 HELP = "serve a cassette on 127.0.0.1, chunk for chunk (Ctrl-C stops it)"
@@ -43,16 +41,6 @@ def _speed(value: str) -> float:
     return speed
 
 
-def _port(value: str) -> int:
-    try:
-        port = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
-    return port
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `tapedeck replay`."""
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -62,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
     )
     parser.add_argument(
-        "--port", type=_port, default=0, help="port to listen on (default: 0, a free one)"
+        "--port", type=port_number, default=0, help="port to listen on (default: 0, a free one)"
     )
     parser.add_argument(
         "--speed",
@@ -108,29 +96,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _serve(server: ReplayServer, args: argparse.Namespace) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        try:
-            await server.start()
-        except OSError as error:
-            _say(_cannot_listen(f"{args.host}:{args.port}", error))
-            return 1
-        try:
-            with contextlib.suppress(BrokenPipeError):
-                print(f"replay {server.url}", flush=True)
-            total = len(server.cassette)
-            _say(f"{args.cassette}: {total} interaction(s) ready; Ctrl-C stops the server")
-            await stop.wait()
-        finally:
-            await server.stop()
+    total = len(server.cassette)
+    status = await serve_until_signalled(
+        {"replay": server},
+        say=_say,
+        cannot_start=lambda _, error: cannot_listen(f"{args.host}:{args.port}", error),
+        ready=f"{args.cassette}: {total} interaction(s) ready; Ctrl-C stops the server",
+        say_stopping=False,  # the summary says it
+    )
+    if status == 0:
         _summary(server)
-        return 0
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+    return status
 
 
 def _summary(server: ReplayServer) -> None:
@@ -144,9 +120,3 @@ def _summary(server: ReplayServer) -> None:
         _say(f"{len(left)} interaction(s) never played:")
         for line in left:
             print(f"  {line}", file=sys.stderr, flush=True)
-
-
-def _cannot_listen(where: str, error: OSError) -> str:
-    if error.errno == errno.EADDRINUSE:
-        return f"cannot listen on {where}: the port is already in use (use --port 0)"
-    return f"cannot listen on {where}: {error.strerror or error}"
