@@ -37,7 +37,7 @@ from tools.bench.core import median, ratio, spread
 from tools.bench.httpclient import Connection, _Parser, encode_request
 from tools.bench.jobs import ThroughputJob
 from tools.bench.load_client import LoadJob
-from tools.bench.report import render_markdown, write_report
+from tools.bench.report import command_line, render_markdown, write_report
 from tools.bench.runner import BenchReport, benchmarks
 from tools.bench.workloads import short_reply, sse_stream
 from tools.bench_cmd import add_arguments, options_from
@@ -340,6 +340,7 @@ def test_quick_options_can_be_overridden_from_the_command_line() -> None:
         parser.parse_args(["--quick", "--reps", "3", "--only", "sse", "--wait-quiet", "5"])
     )
     assert options.quiet_wait == 5.0
+    assert command_line(options) == "tapedeck bench --quick --only sse --reps 3 --wait-quiet 5"
     assert options.quick
     assert options.reps == 3
     assert options.only == ("sse",)

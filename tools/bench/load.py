@@ -1,10 +1,13 @@
 """The load test: hundreds of concurrent streaming clients against the four fakes.
 
 The fakes get a fresh server process of their own (so its memory figures are not those of earlier
-benchmarks); the load generator runs in the client process. Sequence: a short warm-up load (so
-buffers, arenas and caches exist before the first reading), reset, resident memory at start, the
-measured load, the fakes' journals read back (every request must have completed), resident memory
-at the end, then a reset (what the per-test fixture does) and memory once more.
+benchmarks); the load generator runs in the client process. Sequence: an identical warm-up load
+(so buffers, arenas and caches exist before the first reading), reset, resident memory at start,
+the measured load, the fakes' journals read back (every request must have completed), resident
+memory at the end, a reset (what the per-test fixture does) and memory again, then one more
+identical load and reset, and memory a last time (a leak keeps rising; the allocator plateaus).
+Errors and transcripts are checked in all three loads; throughput and latency are the measured
+one's.
 
 Resident memory is the server process's own ``VmRSS`` from ``/proc/self/status`` (Linux); where
 that file does not exist, the peak from ``getrusage`` is used and the report says so.
@@ -13,7 +16,6 @@ that file does not exist, the peak from ``getrusage`` is used and the report say
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from typing import Any
 
 from fake_upstreams.registry import FAKES
@@ -54,8 +56,7 @@ def load_test(context: BenchContext) -> Outcome:
         chunk_delay=options.load_chunk_delay,
     )
     bound = job.seconds + job.timeout + 120.0
-    warm = replace(job, seconds=job.seconds)
-    warmed: LoadStats = context.run_job(warm, timeout=bound)
+    warmed: LoadStats = context.run_job(job, timeout=bound)
     server.reset()
     start = server.memory()
     cpu_before = server.cpu()
@@ -65,14 +66,19 @@ def load_test(context: BenchContext) -> Outcome:
     end = server.memory()
     server.reset()
     after_reset = server.memory()
+    # The same load once more: memory that keeps rising round after round (with the per-test
+    # reset between rounds) is a leak; memory that plateaus is the allocator's high-water mark.
+    again: LoadStats = context.run_job(job, timeout=bound)
+    server.reset()
+    after_again = server.memory()
     context.release(_KEY)
     return _judge(
         context,
         job=job,
         stats=stats,
-        warm_up=warmed,
+        rounds=(warmed, again),
         journal=journal,
-        memory=(start, end, after_reset),
+        memory=(start, end, after_reset, after_again),
         server_cpu=server_cpu,
     )
 
@@ -82,30 +88,38 @@ def _judge(
     *,
     job: LoadJob,
     stats: LoadStats,
-    warm_up: LoadStats,
+    rounds: tuple[LoadStats, LoadStats],
     journal: dict[str, dict[str, Any]],
-    memory: tuple[dict[str, Any], dict[str, Any], dict[str, Any]],
+    memory: tuple[dict[str, Any], ...],
     server_cpu: float,
 ) -> Result:
-    start, end, after_reset = (int(reading["kib"]) / 1024 for reading in memory)
+    start, end, after_reset, after_again = (int(reading["kib"]) / 1024 for reading in memory)
+    warm_up, again = rounds
     entries = sum(int(summary["requests"]) for summary in journal.values())
     incomplete = {
         name: summary["outcomes"]
         for name, summary in journal.items()
         if set(summary["outcomes"]) - {"completed"}
     }
-    mismatches = stats.text_mismatches + stats.byte_mismatches + stats.chunk_mismatches
+    every = (warm_up, stats, again)
+    errors = sum(run.errors for run in every)
+    text, data, cuts = (
+        sum(getattr(run, field) for run in every)
+        for field in ("text_mismatches", "byte_mismatches", "chunk_mismatches")
+    )
+    problems = [problem for run in every for problem in run.problems][:5]
     checks = (
         Check(
             "zero errors",
-            stats.errors == 0 and stats.ok > 0,
-            f"{stats.errors} errors in {stats.requests} requests; " + " | ".join(stats.problems),
+            errors == 0 and stats.ok > 0,
+            f"{errors} errors in {sum(run.requests for run in every)} requests over the three "
+            "loads; " + " | ".join(problems),
         ),
         Check(
             "every transcript byte-exact",
-            mismatches == 0,
-            f"text {stats.text_mismatches}, bytes {stats.byte_mismatches}, "
-            f"chunk boundaries {stats.chunk_mismatches} mismatches in {stats.ok + mismatches}",
+            text + data + cuts == 0,
+            f"mismatches over the three loads: text {text}, bytes {data}, chunk boundaries {cuts}; "
+            f"{sum(run.ok for run in every)} transcripts exact",
         ),
         Check(
             "every request completed on the server",
@@ -126,12 +140,14 @@ def _judge(
         f"{_percentile(stats.first_byte, 0.99) * 1000:.0f} ms",
         f"CPU busy: server {server_cpu / stats.elapsed:.0%}, client "
         f"{stats.client_cpu / stats.elapsed:.0%} ({context.cpus.description})",
-        f"server RSS: start {start:.1f} MiB (after a warm-up load of {warm_up.requests} "
-        f"streams and a reset), end {end:.1f} MiB (≈{per_entry:.2f} KiB per journal entry "
-        f"kept), after the per-test reset {after_reset:.1f} MiB; source: {memory[0]['source']}",
+        f"server RSS: start {start:.1f} MiB (after an identical warm-up load of "
+        f"{warm_up.requests} streams and a reset), end {end:.1f} MiB (≈{per_entry:.2f} KiB per "
+        f"journal entry kept), after the per-test reset {after_reset:.1f} MiB, after one more "
+        f"identical load ({again.requests} streams, {again.errors} errors) and reset "
+        f"{after_again:.1f} MiB; source: {memory[0]['source']}",
         "the journal keeps every request until a reset, by design (tests read it): growth at "
-        "the end is that, and should fall back after the reset; what stays is the allocator "
-        "keeping freed memory, or a leak if it grows run after run",
+        "the end is mostly that; after a reset Python keeps some freed memory (allocator "
+        "high-water mark), which must plateau from round to round — rising again would be a leak",
     )
     return Result(
         name="load",

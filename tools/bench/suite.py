@@ -25,7 +25,7 @@ _COUNTS = re.compile(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|dese
 def _pytest(*args: str) -> tuple[float, subprocess.CompletedProcess[str]]:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -51,6 +51,7 @@ def full_suite(context: BenchContext) -> Outcome:
     counts = _counts(ran.stdout)
     per_test = (run_seconds - collect_seconds) / tests * 1000 if tests else float("nan")
     summary = ", ".join(f"{number} {kind}" for kind, number in counts.items()) or "no summary"
+    failures = [line for line in ran.stdout.splitlines() if line.startswith(("FAILED", "ERROR"))]
     return Result(
         name="suite",
         title="Full test suite wall time",
@@ -59,7 +60,8 @@ def full_suite(context: BenchContext) -> Outcome:
         baseline=collect_seconds,
         baseline_label="pytest --collect-only (start-up, imports, collection)",
         notes=(
-            f"{tests} tests: {summary} (exit status {ran.returncode})",
+            f"{tests} tests: {summary} (exit status {ran.returncode})"
+            + "".join(f"; {line}" for line in failures[:5]),
             f"{per_test:.1f} ms per test beyond the fixed start-up cost",
         ),
     )
