@@ -15,6 +15,7 @@ that file does not exist, the peak from ``getrusage`` is used and the report say
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from fake_upstreams.registry import FAKES
 from tools.bench.context import BenchContext
 from tools.bench.core import Benchmark, Check, Outcome, Result, Target, median, register
 from tools.bench.load_client import LoadJob, LoadStats
+from tools.bench.machine import busy_seconds
 from tools.bench.server_proc import ServerHandle, ServerPlan
 
 MEMORY_TARGET = Target("<=", 1.1)
@@ -59,9 +61,14 @@ def load_test(context: BenchContext) -> Outcome:
     warmed: LoadStats = context.run_job(job, timeout=bound)
     server.reset()
     start = server.memory()
-    cpu_before = server.cpu()
+    cpu_before, machine_before, parent_before = server.cpu(), busy_seconds(), time.process_time()
     stats: LoadStats = context.run_job(job, timeout=bound)
     server_cpu = server.cpu() - cpu_before
+    machine_after, parent = busy_seconds(), time.process_time() - parent_before
+    others = None
+    if machine_before is not None and machine_after is not None:
+        own = server_cpu + stats.client_cpu + parent
+        others = max(machine_after - machine_before - own, 0.0) / stats.elapsed
     journal = server.journal()
     end = server.memory()
     server.reset()
@@ -80,6 +87,7 @@ def load_test(context: BenchContext) -> Outcome:
         journal=journal,
         memory=(start, end, after_reset, after_again),
         server_cpu=server_cpu,
+        others=others,
     )
 
 
@@ -92,6 +100,7 @@ def _judge(
     journal: dict[str, dict[str, Any]],
     memory: tuple[dict[str, Any], ...],
     server_cpu: float,
+    others: float | None,
 ) -> Result:
     start, end, after_reset, after_again = (int(reading["kib"]) / 1024 for reading in memory)
     warm_up, again = rounds
@@ -139,7 +148,9 @@ def _judge(
         f"{median(stats.first_byte) * 1000:.0f} ms, p99 "
         f"{_percentile(stats.first_byte, 0.99) * 1000:.0f} ms",
         f"CPU busy: server {server_cpu / stats.elapsed:.0%}, client "
-        f"{stats.client_cpu / stats.elapsed:.0%} ({context.cpus.description})",
+        f"{stats.client_cpu / stats.elapsed:.0%} ({context.cpus.description}); other "
+        "processes on the machine: "
+        + ("unknown" if others is None else f"{others:.2f} CPUs busy during the measured load"),
         f"server RSS: start {start:.1f} MiB (after an identical warm-up load of "
         f"{warm_up.requests} streams and a reset), end {end:.1f} MiB (≈{per_entry:.2f} KiB per "
         f"journal entry kept), after the per-test reset {after_reset:.1f} MiB, after one more "

@@ -177,7 +177,9 @@ def _method(report: BenchReport) -> list[str]:
         "would be a leak). Every transcript of all three is checked; resident memory is the "
         "server process's `VmRSS` from `/proc/self/status`.",
         "- **Other load.** Wall-clock throughput is sensitive to anything else running on the "
-        "machine; the load averages at start and end are in the machine table.",
+        "machine, so each benchmark reports how many CPUs other processes kept busy meanwhile "
+        "(`/proc/stat` minus our own processes), and `--wait-quiet` waits for a quiet moment "
+        "before each benchmark. Server CPU per unit is the figure to trust when that is high.",
     ]
 
 
