@@ -15,10 +15,7 @@ from tools.bench import BenchOptions, Result, benchmarks, render_markdown, rende
 from tools.bench.report import write_report
 
 NAME = "bench"
-HELP = (
-    "Benchmark the fakes (and the cassettes, once built) against bare baselines in the same "
-    "run, run the load test, and write BENCHMARKS.md."
-)
+HELP = "measure the fakes against bare aiohttp in the same run, load-test them, write BENCHMARKS.md"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
