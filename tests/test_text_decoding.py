@@ -91,3 +91,14 @@ def test_legacy_malformed_escape_crashes(piece: bytes) -> None:
     with pytest.raises(MalformedReplyError, match="legacy Aivvm decoding crashed") as info:
         legacy_aivvm_decode_piece(piece)
     assert isinstance(info.value.__cause__, UnicodeDecodeError)
+
+
+@pytest.mark.parametrize("prefix", [b"\xed\xa0", b"\xed\xbf"])
+def test_a_prefix_no_continuation_could_complete_is_malformed_not_truncated(prefix: bytes) -> None:
+    # Python's incremental codec holds these back like an incomplete character, but no byte
+    # could complete them (they would encode surrogates), exactly as one-shot decoding reports.
+    # Found by Hypothesis as b"\xed\xa0".
+    decoder = Utf8StreamDecoder()
+    assert decoder.feed(b"ok" + prefix) == "ok"
+    with pytest.raises(MalformedReplyError, match="invalid continuation byte at byte offset 2"):
+        decoder.finish()

@@ -68,6 +68,17 @@ class Utf8StreamDecoder:
         held = self.pending
         if held:
             offset = self._fed - len(held)
+            try:
+                held.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # The incremental codec also holds back prefixes no continuation could complete
+                # (b"\xed\xa0" would encode a surrogate); only a real cut is a truncation.
+                if exc.reason != "unexpected end of data":
+                    self._broken = (
+                        f"reply is not valid UTF-8: {exc.reason} at byte offset "
+                        f"{offset + exc.start} of the stream (bytes {held[exc.start : exc.end]!r})"
+                    )
+                    raise MalformedReplyError(self._broken) from exc
             self._broken = (
                 f"reply ended inside a UTF-8 character: {len(held)} byte(s) {held!r} "
                 f"at byte offset {offset} of the stream"
