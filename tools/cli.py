@@ -18,11 +18,11 @@ from providers.errors import TapedeckError
 #: Command modules, in the order `tapedeck --help` lists them.
 COMMANDS: tuple[str, ...] = (
     "tools.serve",
-    "tools.bench_cmd",
+    "tools.record_cmd",
     "tools.replay_cmd",
     "tools.inspect_cmd",
     "tools.lint_cmd",
-    "tools.record_cmd",
+    "tools.bench_cmd",
 )
 
 
