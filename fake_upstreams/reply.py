@@ -2,13 +2,20 @@
 
 :func:`plan_reply` decides status, headers, the list of chunks (one HTTP chunk each) and the delay
 before each; :mod:`fake_upstreams.faults` then puts them on the wire.
+
+Planning is pure, and a fake answers the same script many times (the default script of a test,
+a benchmark's thousands of replies), so plans are memoised in a small LRU (:class:`PlanCache`).
+Building a plan costs far more than sending it for long replies (every word encoded, a JSON
+object serialised per SSE event), and a plan is immutable, so sharing one changes nothing.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
@@ -44,7 +51,12 @@ class PlannedReply:
 
 
 def plan_reply(script: ResponseScript, codec: UpstreamCodec, chat: ChatRequest) -> PlannedReply:
-    """What to send for ``chat`` under ``script``."""
+    """What to send for ``chat`` under ``script`` (memoised: the same as :func:`build_reply`)."""
+    return PLANS.plan(script, codec, chat)
+
+
+def build_reply(script: ResponseScript, codec: UpstreamCodec, chat: ChatRequest) -> PlannedReply:
+    """What to send for ``chat`` under ``script``, planned afresh (no cache)."""
     if script.http_error is not None:
         status, headers, body = error_page(
             script.http_error, _api_host(codec), retry_after=script.retry_after
@@ -70,6 +82,84 @@ def plan_reply(script: ResponseScript, codec: UpstreamCodec, chat: ChatRequest) 
         delays=tuple(script.delay_before(index) for index in range(len(chunks))),
         fault=script.fault,
     )
+
+
+class PlanCache:
+    """A bounded, thread-safe LRU of planned replies.
+
+    The key is exactly what :func:`build_reply` reads: the script and the codec *objects* (by
+    identity, so two scripts that compare equal but differ in a value's type, ``1`` and ``True``,
+    never share a plan), the codec's status, content type and API host, and, only for the echo
+    script, the last user message. Plans bigger than ``max_bytes`` are not kept, and the least
+    recently used ones go once more than ``max_entries`` or ``max_bytes`` are held. Entries keep
+    their script and codec alive, so an identity can never be reused while it is a key.
+    """
+
+    def __init__(self, *, max_entries: int = 128, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._plans: OrderedDict[Hashable, tuple[PlannedReply, int, object, object]] = OrderedDict()
+        self._bytes = 0
+
+    def plan(self, script: ResponseScript, codec: UpstreamCodec, chat: ChatRequest) -> PlannedReply:
+        """The plan :func:`build_reply` gives, from the cache when it holds it."""
+        echo = None
+        if _echoes(script):
+            echo = chat.last_user_text
+            if type(echo) is not str:  # a str subclass may format itself differently
+                return build_reply(script, codec, chat)
+        key = (
+            id(script),
+            id(codec),
+            codec.success_status,
+            codec.reply_content_type,
+            codec.api_base,
+            echo,
+        )
+        with self._lock:
+            found = self._plans.get(key)
+            if found is not None:
+                self._plans.move_to_end(key)
+                return found[0]
+        reply = build_reply(script, codec, chat)
+        self._keep(key, reply, script, codec)
+        return reply
+
+    def clear(self) -> None:
+        with self._lock:
+            self._plans.clear()
+            self._bytes = 0
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._plans)
+
+    def _keep(
+        self, key: Hashable, reply: PlannedReply, script: ResponseScript, codec: UpstreamCodec
+    ) -> None:
+        size = sum(len(chunk) for chunk in reply.chunks)
+        if size > self.max_bytes or self.max_entries < 1:
+            return
+        with self._lock:
+            old = self._plans.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1]
+            self._plans[key] = (reply, size, script, codec)
+            self._bytes += size
+            while len(self._plans) > self.max_entries or self._bytes > self.max_bytes:
+                _, (_, dropped, _, _) = self._plans.popitem(last=False)
+                self._bytes -= dropped
+
+
+def _echoes(script: ResponseScript) -> bool:
+    """Whether the plan depends on the request (the echo reply); nothing else in it does."""
+    no_content = script.text is None and script.pieces is None and script.raw is None
+    return no_content and script.http_error is None
+
+
+#: The cache behind :func:`plan_reply`, shared by every fake in the process.
+PLANS = PlanCache()
 
 
 def error_page(
