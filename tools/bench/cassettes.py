@@ -1,40 +1,46 @@
 """The cassette benchmarks (issue 4's record/replay), declared with their targets.
 
-Their subjects — the replay server, the cassette loader, the recording proxy — are being built
-separately. Until one lands, its benchmark reports "not available yet" with the reason; it never
-prints a number. To plug a measurement in, write a function ``(BenchContext) -> Outcome`` that
-returns a :class:`~tools.bench.core.Result` (ours, baseline, the same ``unit``/``target`` as
-declared here) and hand it over with :func:`~tools.bench.core.provide`::
-
-    provide("replay-1000", measure_replay_1000)
-
-from a module listed in :data:`tools.bench.runner.MODULES` (after this one). Each measurement
-should follow the fakes' method: same client for both sides (requests with keep-alive), warm-up,
-interleaved repetitions and medians (:func:`tools.bench.core.median`), absolute numbers in the
-result, and the server side in its own process where one exists (:class:`ChildProcess`).
+Each is declared here with its title and target and measured by a module listed after this one
+in :data:`tools.bench.runner.MODULES`, which hands its function over with
+:func:`~tools.bench.core.provide`: :mod:`~tools.bench.replay_bench` (replay and lookup),
+:mod:`~tools.bench.cassette_loading` (load) and :mod:`~tools.bench.proxy_bench` (first byte
+through the recording proxy). A declared benchmark nobody provides reports "not available yet"
+with the reason; it never prints a number. The measurements follow the fakes' method: the same
+client for both sides (``requests`` with keep-alive), warm-up, interleaved repetitions, medians,
+absolute numbers in the result, our server in its own process.
 
 What each one compares, from the issue:
 
 - ``replay-1000`` / ``replay-5000``: replay of a cassette of that many interactions, end to end,
-  ours against plain vcrpy on the same file; vcrpy may be sampled (e.g. 200 requests) at 5,000.
-  Ratio ``baseline/ours`` (× faster): ≥ 20 at 1,000, ≥ 100 at 5,000; ours should not depend on
-  the cassette size (put ours at 1,000 against ours at 5,000 in the notes).
+  ours against plain vcrpy on the same file; vcrpy is sampled. Ratio ``baseline/ours``
+  (× faster): ≥ 20 at 1,000, ≥ 100 at 5,000; ours should not depend on the cassette size.
 - ``replay-lookup``: the request-lookup cost alone, index against vcrpy's scan (× faster; the
   issue sets no target for it).
 - ``cassette-load``: loading a cassette against vcrpy's loader on the same file, ≤ 1.0×.
-- ``proxy-ttfb``: time to first byte through the recording proxy against direct, ≤ 1.1×.
+- ``proxy-ttfb``: time to first byte through the recording proxy against direct, ≤ 1.1×, with
+  an upstream answering after a realistic delay; ``proxy-ttfb-0ms`` the same with an upstream
+  answering at once (no target: it shows the proxy's own cost, see its notes).
+
+Shared here: the sizes each mode uses (:func:`settings`) and the generated cassette files
+(:func:`cassette_file`), written once per run into a temporary directory.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from tools.bench.context import BenchContext
+from tools.bench import cassette_gen
+from tools.bench.context import BenchContext, BenchOptions
 from tools.bench.core import Benchmark, Outcome, Target, Unavailable, register
 
 _REPLAY = "the replay server and its request index (issue 4)"
 _LOADER = "the cassette loader (issue 4)"
 _PROXY = "the recording proxy (issue 4)"
+#: The upstream's first-byte delay for the proxy-ttfb row: a live chat API over the internet
+#: answers in tens to hundreds of milliseconds; 30 ms is at the quick end of that.
+LATENCY_MS = 30.0
 
 
 def _pending(
@@ -51,12 +57,23 @@ HOOKS: tuple[tuple[str, str, str, Target | None], ...] = (
     ("replay-1000", "Replay, 1,000 interactions: × faster than vcrpy", _REPLAY, Target(">=", 20)),
     ("replay-5000", "Replay, 5,000 interactions: × faster than vcrpy", _REPLAY, Target(">=", 100)),
     ("replay-lookup", "Request lookup alone: × faster than vcrpy's scan", _REPLAY, None),
-    ("cassette-load", "Cassette load time vs vcrpy's loader", _LOADER, Target("<=", 1.0)),
+    (
+        "cassette-load",
+        "Cassette load time vs vcrpy's loader, 5,000 interactions",
+        _LOADER,
+        Target("<=", 1.0),
+    ),
     (
         "proxy-ttfb",
-        "Time to first byte through the recording proxy vs direct",
+        f"Time to first byte through the recording proxy vs direct, upstream at {LATENCY_MS:g} ms",
         _PROXY,
         Target("<=", 1.1),
+    ),
+    (
+        "proxy-ttfb-0ms",
+        "Time to first byte through the recording proxy vs direct, upstream at 0 ms",
+        _PROXY,
+        None,
     ),
 )
 
@@ -64,3 +81,66 @@ for _name, _title, _subject, _target in HOOKS:
     register(
         Benchmark(_name, _title, "cassettes", _pending(_name, _title, _subject, _target), _target)
     )
+
+
+def declared(name: str) -> tuple[str, Target | None]:
+    """The title and target a cassette benchmark was declared with."""
+    for hook, title, _subject, target in HOOKS:
+        if hook == name:
+            return title, target
+    raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class CassetteSettings:
+    """Sizes of the cassette benchmarks for one mode (full or quick)."""
+
+    #: Interactions of the two replayed cassettes (the issue's 1,000 and 5,000).
+    small: int
+    large: int
+    #: Requests per measured run: ours replays up to this many, spread over the cassette.
+    ours_requests: int
+    #: vcrpy's sample per run, by cassette size: its cost per request grows with the cassette.
+    vcrpy_requests_small: int
+    vcrpy_requests_large: int
+    #: Requests of the unmeasured warm-up run of each side.
+    warmup_requests: int
+    #: First-byte timings per run and side.
+    ttfb_requests: int
+    #: Measured runs of each side (the bench's ``reps``).
+    reps: int
+
+    def vcrpy_requests(self, size: int) -> int:
+        return self.vcrpy_requests_small if size <= self.small else self.vcrpy_requests_large
+
+
+def settings(options: BenchOptions) -> CassetteSettings:
+    """Full sizes, or tiny ones in quick mode (numbers meaningless, code exercised)."""
+    if options.quick:
+        return CassetteSettings(20, 40, 40, 3, 3, 2, 3, options.reps)
+    # vcrpy costs about 0.1 s per request at 1,000 interactions and 0.5 s at 5,000 with a body
+    # matcher: these samples keep each of its runs to a few seconds.
+    return CassetteSettings(1000, 5000, 1000, 40, 12, 20, 30, options.reps)
+
+
+class _Files:
+    def __init__(self) -> None:
+        self.directory = tempfile.TemporaryDirectory(prefix="tapedeck-bench-cassettes-")
+        self.paths: dict[int, str] = {}
+
+    def path(self, size: int) -> str:
+        if size not in self.paths:
+            self.paths[size] = cassette_gen.write(size, self.directory.name)
+        return self.paths[size]
+
+
+def cassette_file(context: BenchContext, size: int) -> str:
+    """The generated cassette of ``size`` interactions (written on first use, removed at the
+    end of the run); every benchmark of the run reads the same file."""
+
+    def start() -> tuple[_Files, Callable[[], None]]:
+        files = _Files()
+        return files, files.directory.cleanup
+
+    files: _Files = context.shared("cassette-files", start)
+    return files.path(size)

@@ -22,6 +22,9 @@ MODULES: tuple[str, ...] = (
     "tools.bench.fakes",
     "tools.bench.fixtures",
     "tools.bench.cassettes",
+    "tools.bench.replay_bench",
+    "tools.bench.cassette_loading",
+    "tools.bench.proxy_bench",
     "tools.bench.load",
     "tools.bench.suite",
 )

@@ -1,0 +1,256 @@
+"""Replay against plain vcrpy: end to end (``replay-1000``, ``replay-5000``) and lookup alone.
+
+End to end, both sides run the same client code (:func:`~tools.bench.cassette_client.drive`: a
+``requests`` session POSTing each recorded request and reading the answer whole) in the client
+process. Ours goes over loopback HTTP to a :class:`~cassettes.replay.ReplayServer` in the
+cassette server process (its own CPU); vcrpy answers in-process, without a socket, from its
+patched HTTP connection, which is how vcrpy users replay. Every answer is checked against the
+recording on both sides.
+
+vcrpy's cost per request grows with the cassette (it compares the request with every recorded
+one until an unplayed match), so it is sampled: each run takes requests spread evenly over the
+cassette, which keeps the mean scan position of a full replay; each run takes other ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from tools.bench.cassette_ab import Meter, interleave, spread_note
+from tools.bench.cassette_client import VCR_MATCH_ON
+from tools.bench.cassette_gen import spread_sample
+from tools.bench.cassette_jobs import ForgetJob, LookupJob, ReplayPassJob, Timing
+from tools.bench.cassette_server import CassetteServer
+from tools.bench.cassettes import CassetteSettings, cassette_file, declared, settings
+from tools.bench.context import BenchContext
+from tools.bench.core import Check, Outcome, Result, median, provide
+
+_JOB_TIMEOUT = 900.0
+_OURS_KEY = "replay-ours-by-size"
+
+
+def _phase(rep: int, reps: int) -> float:
+    return (rep + 0.5) / reps if rep >= 0 else 0.5
+
+
+def _ours_by_size(context: BenchContext) -> dict[int, tuple[float, float]]:
+    """Ours' median ms per request and server CPU ms per request, by cassette size, this run."""
+
+    def start() -> tuple[dict[int, tuple[float, float]], Callable[[], None]]:
+        return {}, lambda: None
+
+    return context.shared(_OURS_KEY, start)
+
+
+def replay(context: BenchContext, size: int, name: str) -> Outcome:
+    """Replay a cassette of ``size`` interactions end to end, ours against vcrpy."""
+    config = settings(context.options)
+    path = cassette_file(context, size)
+    client = context.client()
+    server = CassetteServer(context.cpus.server)
+    try:
+        context.run_job(ForgetJob(), _JOB_TIMEOUT)
+        base_url = server.replay(path)
+        warm = tuple(range(min(config.warmup_requests, size)))
+        ours_runs: list[Timing] = []
+        vcrpy_runs: list[Timing] = []
+        server_cpu: list[float] = []
+
+        def ours(rep: int) -> float:
+            indices = warm if rep < 0 else _sample(size, config.ours_requests, rep, config)
+            server.reset(path)
+            before = server.cpu()
+            timing = context.run_job(ReplayPassJob(path, indices, base_url), _JOB_TIMEOUT)
+            if rep >= 0:
+                server_cpu.append((server.cpu() - before) / timing.count)
+                ours_runs.append(timing)
+            return float(timing.per_unit * 1000)
+
+        def vcrpy(rep: int) -> float:
+            wanted = config.vcrpy_requests(size)
+            indices = warm if rep < 0 else _sample(size, wanted, rep, config)
+            timing = context.run_job(ReplayPassJob(path, indices, None), _JOB_TIMEOUT)
+            if rep >= 0:
+                vcrpy_runs.append(timing)
+            return float(timing.per_unit * 1000)
+
+        meter = Meter([client.pid, server.pid])
+        ours_ms, vcrpy_ms = interleave(config.reps, ours, vcrpy, meter)
+    finally:
+        server.close()
+        context.run_job(ForgetJob(), _JOB_TIMEOUT)
+    server_ms = median(server_cpu) * 1000
+    _ours_by_size(context)[size] = (median(ours_ms), server_ms)
+    title, target = declared(name)
+    replies = sum(t.count for t in ours_runs) + sum(t.count for t in vcrpy_runs)
+    return Result(
+        name=name,
+        title=title,
+        unit="ms/request",
+        ours=median(ours_ms),
+        baseline=median(vcrpy_ms),
+        baseline_label=f"plain vcrpy (use_cassette, record_mode none, match_on "
+        f"{', '.join(VCR_MATCH_ON)}), same client code, same file",
+        target=target,
+        ratio_kind="baseline/ours",
+        ours_samples=tuple(ours_ms),
+        baseline_samples=tuple(vcrpy_ms),
+        checks=(
+            Check(
+                "every reply equals the recording, both sides",
+                True,
+                f"{replies} replies checked (status and body bytes)",
+            ),
+        ),
+        notes=(
+            *_method_notes(size, config),
+            f"CPU per request: our replay server {server_ms:.3f} ms; client process: ours "
+            f"{_cpu_ms(ours_runs):.3f} ms, vcrpy {_cpu_ms(vcrpy_runs):.3f} ms (vcrpy's work is "
+            "all in the client)",
+            spread_note(ours_ms, vcrpy_ms),
+            meter.describe(),
+            *_size_notes(context, size),
+        ),
+    )
+
+
+def _sample(size: int, wanted: int, rep: int, config: CassetteSettings) -> tuple[int, ...]:
+    return spread_sample(size, wanted, _phase(rep, config.reps))
+
+
+def _cpu_ms(runs: list[Timing]) -> float:
+    return median(t.cpu / t.count for t in runs) * 1000
+
+
+def _method_notes(size: int, config: CassetteSettings) -> tuple[str, ...]:
+    ours_n, vcrpy_n = min(config.ours_requests, size), min(config.vcrpy_requests(size), size)
+    return (
+        f"cassette: {size:,} distinct CodeLinkAva POSTs (distinct prompts), SSE answers of 7 to "
+        "16 recorded chunks, written by yamlio.save; both sides read the same file",
+        "client: one requests.Session (keep-alive) in the client process, POST each recorded "
+        "request, read the body with iter_content(4096), check status and bytes; ours: the "
+        "ReplayServer (speed 0) in its own process over loopback HTTP; vcrpy: in-process, "
+        "its patched connection answers without a socket (vcrpy scans the cassette twice per "
+        "request: can_play_response_for, then play_response)",
+        f"per run: ours {ours_n:,} requests, vcrpy {vcrpy_n} requests, each spread evenly over "
+        f"the {size:,} interactions (a different spread each run: "
+        f"{config.reps * vcrpy_n} vcrpy requests in all); warm-up run of "
+        f"{config.warmup_requests} requests per side; interleaved runs, medians; the replay "
+        "server is reset and vcrpy's cassette rewound before every run",
+    )
+
+
+def _size_notes(context: BenchContext, size: int) -> tuple[str, ...]:
+    known = _ours_by_size(context)
+    others = sorted(other for other in known if other != size)
+    if not others:
+        return ("our cost at the other cassette size: not measured in this run",)
+    lines = []
+    for other in others:
+        wall, cpu = known[other]
+        here_wall, here_cpu = known[size]
+        lines.append(
+            f"ours at {size:,} vs {other:,} interactions (same requests per run): "
+            f"{here_wall:.3f} vs {wall:.3f} ms/request ({here_wall / wall:.2f}×), server CPU "
+            f"{here_cpu:.3f} vs {cpu:.3f} ms/request ({here_cpu / cpu:.2f}×)"
+        )
+    return tuple(lines)
+
+
+def lookup(context: BenchContext) -> Outcome:
+    """Finding the recording for one request: our index against vcrpy's ``play_response``."""
+    config = settings(context.options)
+    client = context.client()
+    figures: dict[int, tuple[list[float], list[float], Meter]] = {}
+    try:
+        context.run_job(ForgetJob(), _JOB_TIMEOUT)
+        for size in (config.small, config.large):
+            path = cassette_file(context, size)
+
+            meter = Meter([client.pid])
+            ours_us, vcrpy_us = interleave(
+                config.reps,
+                _lookups(
+                    context,
+                    path=path,
+                    size=size,
+                    side="ours",
+                    wanted=config.ours_requests,
+                    config=config,
+                ),
+                _lookups(
+                    context,
+                    path=path,
+                    size=size,
+                    side="vcrpy",
+                    wanted=config.vcrpy_requests(size),
+                    config=config,
+                ),
+                meter,
+            )
+            figures[size] = (ours_us, vcrpy_us, meter)
+    finally:
+        context.run_job(ForgetJob(), _JOB_TIMEOUT)
+    ours_us, vcrpy_us, meter = figures[config.small]
+    large_ours, large_vcrpy, _ = figures[config.large]
+    title, target = declared("replay-lookup")
+    return Result(
+        name="replay-lookup",
+        title=title,
+        unit="µs/lookup",
+        ours=median(ours_us),
+        baseline=median(vcrpy_us),
+        baseline_label=f"vcrpy's Cassette.play_response (match_on {', '.join(VCR_MATCH_ON)}) "
+        f"on the same {config.small:,}-interaction cassette",
+        target=target,
+        ratio_kind="baseline/ours",
+        ours_samples=tuple(ours_us),
+        baseline_samples=tuple(vcrpy_us),
+        notes=(
+            "ours: Replayer(cassette).index.lookup(request), the request built as the replay "
+            "server builds it (method, path, headers, body; key = method, path, query, "
+            "scrubbed body as canonical JSON); vcrpy: cassette.play_response(vcr Request), one "
+            "scan (its HTTP stubs do two per request); both in the client process, requests "
+            "spread evenly over the cassette, answers checked after timing",
+            f"at {config.large:,} interactions: ours {median(large_ours):.1f} µs, vcrpy "
+            f"{median(large_vcrpy):,.0f} µs per lookup "
+            f"({median(large_vcrpy) / median(large_ours):,.0f}× faster); ours at "
+            f"{config.large:,} / ours at {config.small:,}: "
+            f"{median(large_ours) / median(ours_us):.2f}",
+            spread_note(ours_us, vcrpy_us),
+            meter.describe(),
+        ),
+    )
+
+
+def _lookups(
+    context: BenchContext,
+    *,
+    path: str,
+    size: int,
+    side: Literal["ours", "vcrpy"],
+    wanted: int,
+    config: CassetteSettings,
+) -> Callable[[int], float]:
+    """One side of the lookup comparison: µs per lookup of a run."""
+
+    def measure(rep: int) -> float:
+        indices = _sample(size, wanted, rep, config)
+        timing: Timing = context.run_job(LookupJob(path, indices, side), _JOB_TIMEOUT)
+        return float(timing.per_unit * 1e6)
+
+    return measure
+
+
+def _replay_small(context: BenchContext) -> Outcome:
+    return replay(context, settings(context.options).small, "replay-1000")
+
+
+def _replay_large(context: BenchContext) -> Outcome:
+    return replay(context, settings(context.options).large, "replay-5000")
+
+
+provide("replay-1000", _replay_small)
+provide("replay-5000", _replay_large)
+provide("replay-lookup", lookup)
