@@ -76,8 +76,7 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] | None = None) -
         for benchmark in selected(options):
             if benchmark.group == "suite":
                 context.close()  # the suite gets both CPUs to itself
-            if benchmark.group != "cassettes":
-                _wait_for_quiet(options, say)
+            _wait_for_quiet(options, say)
             say(f"bench: {benchmark.name} ...")
             outcome = _run_one(benchmark, context)
             report.outcomes.append(outcome)
