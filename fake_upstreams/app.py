@@ -97,12 +97,6 @@ def make_app(
     return app
 
 
-def _raw_headers(request: web.BaseRequest) -> list[tuple[str, str]]:
-    return [
-        (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers
-    ]
-
-
 async def _chat(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE_KEY]
     codec = request.app[CODEC_KEY]
@@ -148,7 +142,7 @@ async def _intake(request: web.Request) -> tuple[int, bytes]:
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        index = journal.open(request.method, request.raw_path, _raw_headers(request), b"")
+        index = journal.open_raw(request.method, request.raw_path, request.raw_headers, b"")
         error = InvalidRequestError(
             f"request body is larger than {state.max_body_size} bytes",
             status=413,
@@ -156,7 +150,7 @@ async def _intake(request: web.Request) -> tuple[int, bytes]:
         )
         journal.judge(index, Verdict(False, error.status, error.code, str(error)))
         raise error from None
-    index = journal.open(request.method, request.raw_path, _raw_headers(request), body)
+    index = journal.open_raw(request.method, request.raw_path, request.raw_headers, body)
     try:
         _check_content_type(request)
     except InvalidRequestError as error:
@@ -199,7 +193,7 @@ def _handler_failed(
 ) -> web.StreamResponse:
     journal = request.app[STATE_KEY].journal
     if index is None:
-        index = journal.open(request.method, request.raw_path, _raw_headers(request), b"")
+        index = journal.open_raw(request.method, request.raw_path, request.raw_headers, b"")
     journal.fail(index, error)
     if request.writer.output_size > 0:
         # Part of a reply is out already: another status line would corrupt it, so just cut.
@@ -254,7 +248,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         allow = error.headers.get("Allow")
         if not request.path.startswith(CONTROL_PREFIX):
             journal = request.app[STATE_KEY].journal
-            index = journal.open(request.method, request.raw_path, _raw_headers(request), b"")
+            index = journal.open_raw(request.method, request.raw_path, request.raw_headers, b"")
             journal.judge(index, Verdict(False, error.status, code, message))
         return json_error(
             error.status, code, message, headers=None if allow is None else {"Allow": allow}

@@ -1,8 +1,13 @@
 """The request journal: every request a fake received, what it decided, and how the reply ended.
 
 The server thread writes, the test thread reads, so every access takes a lock and readers get
-immutable snapshots. Errors raised inside a handler (harness bugs, never client mistakes) are
-kept, so the test that caused one can call :meth:`Journal.raise_errors` and see it as a
+immutable snapshots. While a request is in flight its entry is a mutable record, updated in place
+(arrival, verdict, outcome); a frozen :class:`JournalEntry` is made from it only when someone
+reads it, and kept until the record changes again. A fake serves thousands of requests that no
+test ever looks at, so it pays for neither the snapshots nor decoding their raw headers.
+
+Errors raised inside a handler (harness bugs, never client mistakes) are kept, so the test that
+caused one can call :meth:`Journal.raise_errors` and see it as a
 :class:`~providers.errors.FakeUpstreamError` instead of an unexplained 500.
 """
 
@@ -13,7 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from fake_upstreams.script import ResponseScript
@@ -94,6 +99,82 @@ def _bytes_json(data: bytes) -> dict[str, Any]:
     return {"base64": base64.b64encode(data).decode("ascii"), "text": text}
 
 
+RawHeaders = Sequence[tuple[bytes, bytes]]
+
+
+class _Record:
+    """One entry while it can still change; :meth:`freeze` gives the snapshot readers get.
+
+    Only ever touched with the journal's lock held.
+    """
+
+    __slots__ = (
+        "body",
+        "chat",
+        "error",
+        "frozen",
+        "headers",
+        "index",
+        "method",
+        "outcome",
+        "path",
+        "plaintext",
+        "raw_headers",
+        "script",
+        "timestamp",
+        "verdict",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        method: str,
+        path: str,
+        *,
+        headers: tuple[tuple[str, str], ...] | None,
+        raw_headers: RawHeaders,
+        body: bytes,
+    ) -> None:
+        self.index = index
+        self.timestamp = time.time()
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.raw_headers = raw_headers
+        self.body = body
+        self.chat: ChatRequest | None = None
+        self.plaintext: bytes | None = None
+        self.verdict: Verdict | None = None
+        self.script: ResponseScript | None = None
+        self.outcome = "pending"
+        self.error: str | None = None
+        self.frozen: JournalEntry | None = None
+
+    def freeze(self) -> JournalEntry:
+        if self.frozen is None:
+            if self.headers is None:
+                # Latin-1 maps every byte to one character: header bytes survive as received.
+                self.headers = tuple(
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in self.raw_headers
+                )
+            self.frozen = JournalEntry(
+                self.index,
+                self.timestamp,
+                self.method,
+                self.path,
+                self.headers,
+                self.body,
+                self.chat,
+                self.plaintext,
+                self.verdict,
+                self.script,
+                self.outcome,
+                self.error,
+            )
+        return self.frozen
+
+
 class Journal:
     """Thread-safe, append-only (until :meth:`clear`) record of the requests one fake received.
 
@@ -104,19 +185,38 @@ class Journal:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._entries: list[JournalEntry] = []
+        self._records: list[_Record] = []
         self._errors: list[tuple[str, BaseException]] = []
         self._next_ticket = 0
-        self._first_ticket = 0  # the ticket of self._entries[0]
+        self._first_ticket = 0  # the ticket of self._records[0]
 
     def open(self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes) -> int:
         """Record a request as it arrives; returns its ticket for the later updates."""
+        return self._open(method, path, tuple(headers), (), body)
+
+    def open_raw(self, method: str, path: str, raw_headers: RawHeaders, body: bytes) -> int:
+        """:meth:`open` with the headers as received bytes, decoded (Latin-1) only when read.
+
+        ``raw_headers`` is kept as given, so it must not change afterwards (aiohttp's
+        ``request.raw_headers`` is a tuple).
+        """
+        return self._open(method, path, None, raw_headers, body)
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        headers: tuple[tuple[str, str], ...] | None,
+        raw: RawHeaders,
+        body: bytes,
+    ) -> int:
         with self._lock:
             ticket = self._next_ticket
             self._next_ticket += 1
-            position = len(self._entries)
-            entry = JournalEntry(position, time.time(), method, path, tuple(headers), body)
-            self._entries.append(entry)
+            position = len(self._records)
+            self._records.append(
+                _Record(position, method, path, headers=headers, raw_headers=raw, body=body)
+            )
             return ticket
 
     def judge(
@@ -128,55 +228,58 @@ class Journal:
         script: ResponseScript | None = None,
     ) -> None:
         """Store the validation verdict (and, when accepted, the parsed request and script)."""
-        plaintext = None if chat is None else chat.plaintext
-        outcome = "pending" if verdict.ok else "rejected"
-        self._update(
-            index,
-            verdict=verdict,
-            chat=chat,
-            plaintext=plaintext,
-            script=script,
-            outcome=outcome,
-        )
+        with self._lock:
+            record = self._record(index)
+            if record is not None:
+                record.verdict = verdict
+                record.chat = chat
+                record.plaintext = None if chat is None else chat.plaintext
+                record.script = script
+                record.outcome = "pending" if verdict.ok else "rejected"
+                record.frozen = None
 
     def finish(self, index: int, outcome: str) -> None:
         """Store how the reply ended."""
-        self._update(index, outcome=outcome)
+        with self._lock:
+            record = self._record(index)
+            if record is not None:
+                record.outcome = outcome
+                record.frozen = None
 
     def fail(self, index: int, error: BaseException) -> None:
         """Keep an exception raised inside the handler, to be raised again in the test."""
         summary = "".join(traceback.format_exception_only(type(error), error)).strip()
         with self._lock:
-            position = index - self._first_ticket
-            if position >= 0:
-                entry = self._entries[position]
-                self._entries[position] = replace(entry, outcome="handler-error", error=summary)
-                where = f"request #{entry.index} {entry.method} {entry.path}"
+            record = self._record(index)
+            if record is not None:
+                record.outcome = "handler-error"
+                record.error = summary
+                record.frozen = None
+                where = f"request #{record.index} {record.method} {record.path}"
             else:
                 where = "a request from before the last reset"
             self._errors.append((f"{where}: {summary}", error))
 
-    def _update(self, index: int, **changes: Any) -> None:
-        with self._lock:
-            position = index - self._first_ticket
-            if position >= 0:  # otherwise stale: cleared while its reply was still running
-                self._entries[position] = replace(self._entries[position], **changes)
+    def _record(self, index: int) -> _Record | None:
+        """The record of ticket ``index``; None if stale (cleared while its reply still ran)."""
+        position = index - self._first_ticket
+        return self._records[position] if position >= 0 else None
 
     @property
     def entries(self) -> list[JournalEntry]:
         """A snapshot of every entry so far, oldest first."""
         with self._lock:
-            return list(self._entries)
+            return [record.freeze() for record in self._records]
 
     @property
     def last(self) -> JournalEntry:
         """The newest entry (``IndexError`` if there is none)."""
         with self._lock:
-            return self._entries[-1]
+            return self._records[-1].freeze()
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._entries)
+            return len(self._records)
 
     @property
     def errors(self) -> list[BaseException]:
@@ -185,7 +288,7 @@ class Journal:
 
     def clear(self) -> None:
         with self._lock:
-            self._entries.clear()
+            self._records.clear()
             self._errors.clear()
             self._first_ticket = self._next_ticket
 
@@ -203,6 +306,6 @@ class Journal:
     def to_json(self) -> dict[str, Any]:
         """``{"entries": [...], "errors": [...]}``, ready for ``json.dumps``."""
         with self._lock:
-            entries = list(self._entries)
+            entries = [record.freeze() for record in self._records]
             errors = [where for where, _ in self._errors]
         return {"entries": [entry.to_json() for entry in entries], "errors": errors}

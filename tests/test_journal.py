@@ -1,0 +1,117 @@
+"""The journal on its own: snapshots, raw headers decoded when read, stale tickets, threads."""
+
+from __future__ import annotations
+
+import threading
+
+from fake_upstreams.journal import Journal, Verdict
+from fake_upstreams.script import ResponseScript
+from providers.wire.common import ChatRequest
+
+RAW = ((b"Host", b"127.0.0.1"), (b"X-Caf\xe9", b"cr\xe8me \xff"), (b"host", b"again"))
+CHAT = ChatRequest("m", ({"role": "user", "content": "hi"},), plaintext=b"{}")
+
+
+def test_raw_headers_read_as_latin_1_in_order_and_case() -> None:
+    journal = Journal()
+    journal.open_raw("POST", "/api/chat", RAW, b"body")
+    entry = journal.last
+    assert entry.headers == (
+        ("Host", "127.0.0.1"),
+        ("X-Caf\u00e9", "cr\u00e8me \u00ff"),
+        ("host", "again"),
+    )
+    assert entry.header("HOST") == "127.0.0.1"
+    assert (entry.method, entry.path, entry.body, entry.outcome) == (
+        "POST",
+        "/api/chat",
+        b"body",
+        "pending",
+    )
+
+
+def test_open_with_text_headers_and_open_raw_give_the_same_entry() -> None:
+    text = [(name.decode("latin-1"), value.decode("latin-1")) for name, value in RAW]
+    by_text, by_bytes = Journal(), Journal()
+    by_text.open("GET", "/", text, b"")
+    by_bytes.open_raw("GET", "/", RAW, b"")
+    assert by_text.last.headers == by_bytes.last.headers
+    assert by_text.last.to_json()["headers"] == by_bytes.last.to_json()["headers"]
+
+
+def test_snapshots_do_not_change_when_the_request_goes_on() -> None:
+    journal = Journal()
+    ticket = journal.open_raw("POST", "/", RAW, b"")
+    arrived = journal.last
+    assert journal.last is arrived  # nothing changed: the same snapshot
+    script = ResponseScript(text="x")
+    journal.judge(ticket, Verdict(True, 200), chat=CHAT, script=script)
+    judged = journal.last
+    journal.finish(ticket, "completed")
+    done = journal.entries[0]
+    assert (arrived.outcome, arrived.verdict, arrived.chat) == ("pending", None, None)
+    assert (judged.outcome, judged.chat, judged.plaintext, judged.script) == (
+        "pending",
+        CHAT,
+        b"{}",
+        script,
+    )
+    assert (done.outcome, done.verdict) == ("completed", Verdict(True, 200))
+
+
+def test_rejections_and_handler_errors_are_recorded() -> None:
+    journal = Journal()
+    rejected = journal.open("POST", "/", [], b"")
+    failed = journal.open("POST", "/x", [], b"")
+    journal.judge(rejected, Verdict(False, 400, "bad", "no"))
+    journal.fail(failed, RuntimeError("boom"))
+    first, second = journal.entries
+    assert (first.outcome, first.verdict) == ("rejected", Verdict(False, 400, "bad", "no"))
+    assert (second.outcome, second.error) == ("handler-error", "RuntimeError: boom")
+    assert journal.to_json()["errors"] == ["request #1 POST /x: RuntimeError: boom"]
+
+
+def test_tickets_from_before_a_clear_change_nothing_after_it() -> None:
+    journal = Journal()
+    stale = journal.open("POST", "/old", [], b"")
+    journal.clear()
+    fresh = journal.open("POST", "/new", [], b"")
+    journal.finish(stale, "completed")
+    journal.judge(stale, Verdict(False, 400))
+    journal.fail(stale, ValueError("late"))
+    assert [(entry.index, entry.path, entry.outcome) for entry in journal.entries] == [
+        (0, "/new", "pending")
+    ]
+    assert journal.to_json()["errors"] == ["a request from before the last reset: ValueError: late"]
+    journal.finish(fresh, "completed")
+    assert journal.last.outcome == "completed"
+
+
+def test_writers_and_readers_on_threads_see_consistent_entries() -> None:
+    journal = Journal()
+    per_writer = 300
+    seen_bad: list[str] = []
+
+    def writer() -> None:
+        for _ in range(per_writer):
+            ticket = journal.open_raw("POST", "/", RAW, b"")
+            journal.judge(ticket, Verdict(True, 200), chat=CHAT)
+            journal.finish(ticket, "completed")
+
+    def reader() -> None:
+        for _ in range(200):
+            for entry in journal.entries:
+                if entry.outcome == "completed" and entry.verdict != Verdict(True, 200):
+                    seen_bad.append(repr(entry))
+
+    threads = [threading.Thread(target=writer) for _ in range(3)]
+    threads += [threading.Thread(target=reader) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    entries = journal.entries
+    assert seen_bad == []
+    assert len(entries) == 3 * per_writer
+    assert [entry.index for entry in entries] == list(range(3 * per_writer))
+    assert {entry.outcome for entry in entries} == {"completed"}
