@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -105,12 +105,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     try:
         index, body = await _intake(request)
         override = _script_override(request)
-        headers = CIMultiDict(
-            (name, value)
-            for name, value in request.headers.items()
-            if name.lower() != "x-tapedeck-script"
-        )
-        received = ReceivedRequest(request.method, request.path, headers, body)
+        received = ReceivedRequest(request.method, request.path, _codec_headers(request), body)
         chat = codec.parse_request(received, strict=state.strictness == "strict")
         script = override if override is not None else state.scripts.next()
         reply = plan_reply(script, codec, chat)
@@ -220,6 +215,19 @@ def _check_content_type(request: web.Request) -> None:
             code="unsupported_media_type",
             field="content-type",
         )
+
+
+def _codec_headers(request: web.Request) -> Mapping[str, str]:
+    """The headers minus ``X-Tapedeck-Script``, which the codec must never see.
+
+    Copied only when that header is there: most requests do without the copy.
+    """
+    headers = request.headers
+    if SCRIPT_HEADER not in headers:
+        return headers
+    return CIMultiDict(
+        (name, value) for name, value in headers.items() if name.lower() != "x-tapedeck-script"
+    )
 
 
 def _script_override(request: web.Request) -> ResponseScript | None:
