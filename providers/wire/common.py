@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
+
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from providers.errors import (
     AccessDeniedError,
@@ -138,13 +140,29 @@ def dumps_like_python(obj: object) -> bytes:
 def header_differences(received: ReceivedRequest, expected: Sequence[tuple[str, str]]) -> list[str]:
     """Every expected browser header that is missing or has another value, one line each."""
     problems = []
+    lookup = _first_header_lookup(received.headers)
     for name, value in expected:
-        got = received.header(name)
+        got = lookup(name)
         if got is None:
             problems.append(f"missing header {name!r} (expected {value!r})")
         elif got != value:
             problems.append(f"header {name!r} is {got!r}, expected {value!r}")
     return problems
+
+
+def _first_header_lookup(headers: Mapping[str, str]) -> Callable[[str], str | None]:
+    """``name -> value`` of the first header with that name, compared as ``str.lower()`` does.
+
+    That is :meth:`ReceivedRequest.header`'s rule, without scanning every header per name: a
+    fake runs this on every request. aiohttp's (CI)MultiDict already looks names up by
+    ``str.lower()`` and returns the first match, in C; any other mapping is lowered once.
+    """
+    if type(headers) in (CIMultiDictProxy, CIMultiDict):
+        return headers.get
+    first: dict[str, str] = {}
+    for key, value in headers.items():
+        first.setdefault(key.lower(), value)
+    return lambda name: first.get(name.lower())
 
 
 def raise_for_status(
