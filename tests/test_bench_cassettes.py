@@ -28,7 +28,14 @@ from tools.bench import BenchOptions, Result, run_bench
 from tools.bench.cassette_ab import Meter, interleave, process_cpu
 from tools.bench.cassette_client import drive, forget, vcr_context
 from tools.bench.cassette_gen import build, calls, spread_sample, write
-from tools.bench.cassette_jobs import CassetteLoadJob, FirstByteJob, LookupJob, ReplayPassJob
+from tools.bench.cassette_jobs import (
+    IN_THREAD,
+    VCRPY,
+    CassetteLoadJob,
+    FirstByteJob,
+    LookupJob,
+    ReplayPassJob,
+)
 from tools.bench.cassette_server import CassetteServer
 from tools.bench.cassettes import HOOKS, settings
 from tools.bench.proxy_bench import _recorded_check
@@ -121,10 +128,13 @@ def test_replay_pass_jobs_time_both_sides(cassette_path: str) -> None:
         ours = run(ReplayPassJob(cassette_path, (0, 4, 8), url))
         server.reset(cassette_path)
         again = run(ReplayPassJob(cassette_path, (0, 4, 8), url))  # playable after reset
-        vcrpy = run(ReplayPassJob(cassette_path, (0, 4, 8), None))
+        vcrpy = run(ReplayPassJob(cassette_path, (0, 4, 8), VCRPY))
+        raw = run(ReplayPassJob(cassette_path, (2, 3), VCRPY, ("method", "path", "raw_body")))
+        threaded = run(ReplayPassJob(cassette_path, (1, 5), IN_THREAD, warm_up=2))
     finally:
         server.close()
         forget()
+    assert (raw.count, threaded.count) == (2, 2)
     for timing in (ours, again, vcrpy):
         assert timing.count == 3
         assert timing.seconds > 0

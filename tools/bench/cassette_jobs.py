@@ -8,7 +8,9 @@ benchmark instead of becoming a number.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +20,7 @@ from vcr.request import Request as VcrRequest
 from vcr.serializers import yamlserializer
 
 from cassettes import yamlio
-from cassettes.replay import Replayer
+from cassettes.replay import Replayer, ReplayServer
 from providers.errors import TapedeckError
 from providers.wire.codelinkava import API
 from tools.bench import cassette_client as client
@@ -49,30 +51,54 @@ class _Clock:
         return Timing(time.perf_counter() - self.wall, count, time.process_time() - self.cpu)
 
 
+#: Where a replay pass sends its requests: vcrpy's in-process stubs, or a replay server started
+#: in a thread of the client process (as ``with ReplayServer(...)`` in a test does).
+VCRPY, IN_THREAD = "vcrpy", "thread"
+
+
 @dataclass(frozen=True, slots=True)
 class ReplayPassJob:
     """Replay interactions ``indices`` of the cassette with :func:`client.drive`.
 
-    ``base_url`` is our replay server's; None runs the same code under vcrpy instead, against the
-    recorded host.
+    ``target`` is our replay server's base URL, :data:`VCRPY` to run the same code under vcrpy
+    (aimed at the recorded host, with ``match_on``), or :data:`IN_THREAD` for a replay server in
+    this process (started, warmed up with ``warm_up`` requests and reset before the clock runs).
     """
 
     path: str
     indices: tuple[int, ...]
-    base_url: str | None
+    target: str
+    match_on: tuple[str, ...] = client.VCR_MATCH_ON
+    warm_up: int = 20
 
     async def execute(self) -> Timing:
         every = client.cached_calls(self.path)
         chosen = [every[index] for index in self.indices]
         with requests.Session() as session:
-            if self.base_url is not None:
-                clock = _Clock()
-                client.drive(session, self.base_url, chosen)
-                return clock.timing(len(chosen))
-            with client.vcr_context(self.path):
-                clock = _Clock()
-                client.drive(session, API, chosen)
-                return clock.timing(len(chosen))
+            if self.target == VCRPY:
+                with client.vcr_context(self.path, self.match_on):
+                    clock = _Clock()
+                    client.drive(session, API, chosen)
+                    return clock.timing(len(chosen))
+            if self.target == IN_THREAD:
+                # From a thread without a running loop, as a sync test calls it.
+                return await asyncio.to_thread(self._in_thread, session, every, chosen)
+            clock = _Clock()
+            client.drive(session, self.target, chosen)
+            return clock.timing(len(chosen))
+
+    def _in_thread(
+        self,
+        session: requests.Session,
+        every: Sequence[ClientCall],
+        chosen: Sequence[ClientCall],
+    ) -> Timing:
+        with ReplayServer(self.path) as server:
+            client.drive(session, server.url, every[: self.warm_up])
+            server.reset()
+            clock = _Clock()
+            client.drive(session, server.url, chosen)
+            return clock.timing(len(chosen))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,14 @@ from typing import Literal
 from tools.bench.cassette_ab import Meter, interleave, spread_note
 from tools.bench.cassette_client import VCR_MATCH_ON
 from tools.bench.cassette_gen import spread_sample
-from tools.bench.cassette_jobs import ForgetJob, LookupJob, ReplayPassJob, Timing
+from tools.bench.cassette_jobs import (
+    IN_THREAD,
+    VCRPY,
+    ForgetJob,
+    LookupJob,
+    ReplayPassJob,
+    Timing,
+)
 from tools.bench.cassette_server import CassetteServer
 from tools.bench.cassettes import CassetteSettings, cassette_file, declared, settings
 from tools.bench.context import BenchContext
@@ -70,13 +77,14 @@ def replay(context: BenchContext, size: int, name: str) -> Outcome:
         def vcrpy(rep: int) -> float:
             wanted = config.vcrpy_requests(size)
             indices = warm if rep < 0 else _sample(size, wanted, rep, config)
-            timing = context.run_job(ReplayPassJob(path, indices, None), _JOB_TIMEOUT)
+            timing = context.run_job(ReplayPassJob(path, indices, VCRPY), _JOB_TIMEOUT)
             if rep >= 0:
                 vcrpy_runs.append(timing)
             return float(timing.per_unit * 1000)
 
         meter = Meter([client.pid, server.pid])
         ours_ms, vcrpy_ms = interleave(config.reps, ours, vcrpy, meter)
+        extra = _one_run_notes(context, path, size, config)
     finally:
         server.close()
         context.run_job(ForgetJob(), _JOB_TIMEOUT)
@@ -110,8 +118,31 @@ def replay(context: BenchContext, size: int, name: str) -> Outcome:
             "all in the client)",
             spread_note(ours_ms, vcrpy_ms),
             meter.describe(),
+            *extra,
             *_size_notes(context, size),
         ),
+    )
+
+
+def _one_run_notes(
+    context: BenchContext, path: str, size: int, config: CassetteSettings
+) -> tuple[str, ...]:
+    """Two variants, one run each, for context (not in the ratio)."""
+    raw = ("method", "path", "raw_body")
+    vcrpy_sample = _sample(size, config.vcrpy_requests(size), 0, config)
+    raw_job = ReplayPassJob(path, vcrpy_sample, VCRPY, raw)
+    raw_run: Timing = context.run_job(raw_job, _JOB_TIMEOUT)
+    ours_sample = _sample(size, config.ours_requests, 0, config)
+    thread_job = ReplayPassJob(path, ours_sample, IN_THREAD, warm_up=config.warmup_requests)
+    thread_run: Timing = context.run_job(thread_job, _JOB_TIMEOUT)
+    return (
+        f"one run with vcrpy matching {', '.join(raw)} instead (compares body bytes, cheaper "
+        "on a mismatch: no JSON parsing and no diff of parsed bodies; stricter than ours, "
+        f"which ignores JSON key order and spacing): {raw_run.per_unit * 1000:.1f} ms/request "
+        f"on {raw_run.count} requests",
+        f"one run with our ReplayServer in a thread of the client process instead (as `with "
+        f"ReplayServer(...)` in a test): {thread_run.per_unit * 1000:.3f} ms/request on "
+        f"{thread_run.count} requests",
     )
 
 
