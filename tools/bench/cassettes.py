@@ -2,12 +2,13 @@
 
 Each is declared here with its title and target and measured by a module listed after this one
 in :data:`tools.bench.runner.MODULES`, which hands its function over with
-:func:`~tools.bench.core.provide`: :mod:`~tools.bench.replay_bench` (replay and lookup),
-:mod:`~tools.bench.cassette_loading` (load) and :mod:`~tools.bench.proxy_bench` (first byte
-through the recording proxy). A declared benchmark nobody provides reports "not available yet"
-with the reason; it never prints a number. The measurements follow the fakes' method: the same
-client for both sides (``requests`` with keep-alive), warm-up, interleaved repetitions, medians,
-absolute numbers in the result, our server in its own process.
+:func:`~tools.bench.core.provide`: :mod:`~tools.bench.replay_bench` (replay),
+:mod:`~tools.bench.lookup_bench` (lookup alone), :mod:`~tools.bench.cassette_loading` (load)
+and :mod:`~tools.bench.proxy_bench` (first byte through the recording proxy). A declared
+benchmark nobody provides reports "not available yet" with the reason; it never prints a number.
+The measurements follow the fakes' method: the same client for both sides (``requests`` with
+keep-alive), warm-up, interleaved repetitions, medians, absolute numbers in the result, our
+server in its own process.
 
 What each one compares, from the issue:
 
@@ -121,6 +122,13 @@ def settings(options: BenchOptions) -> CassetteSettings:
     # vcrpy costs about 0.1 s per request at 1,000 interactions and 0.5 s at 5,000 with a body
     # matcher: these samples keep each of its runs to a few seconds.
     return CassetteSettings(1000, 5000, 1000, 40, 12, 20, 30, options.reps)
+
+
+def run_sample(size: int, wanted: int, rep: int, reps: int) -> tuple[int, ...]:
+    """The interactions run ``rep`` of ``reps`` asks for: ``wanted`` of ``size``, spread evenly,
+    shifted within their strides from run to run (the warm-up, ``rep`` -1, takes the middle)."""
+    phase = (rep + 0.5) / reps if rep >= 0 else 0.5
+    return cassette_gen.spread_sample(size, wanted, phase)
 
 
 class _Files:

@@ -1,4 +1,4 @@
-"""Replay against plain vcrpy: end to end (``replay-1000``, ``replay-5000``) and lookup alone.
+"""Replay against plain vcrpy, end to end: ``replay-1000`` and ``replay-5000``.
 
 End to end, both sides run the same client code (:func:`~tools.bench.cassette_client.drive`: a
 ``requests`` session POSTing each recorded request and reading the answer whole) in the client
@@ -15,30 +15,29 @@ cassette, which keeps the mean scan position of a full replay; each run takes ot
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 from tools.bench.cassette_ab import Meter, interleave, spread_note
 from tools.bench.cassette_client import VCR_MATCH_ON
-from tools.bench.cassette_gen import spread_sample
 from tools.bench.cassette_jobs import (
     IN_THREAD,
     VCRPY,
     ForgetJob,
-    LookupJob,
     ReplayPassJob,
     Timing,
 )
 from tools.bench.cassette_server import CassetteServer
-from tools.bench.cassettes import CassetteSettings, cassette_file, declared, settings
+from tools.bench.cassettes import (
+    CassetteSettings,
+    cassette_file,
+    declared,
+    run_sample,
+    settings,
+)
 from tools.bench.context import BenchContext
 from tools.bench.core import Check, Outcome, Result, median, provide
 
 _JOB_TIMEOUT = 900.0
 _OURS_KEY = "replay-ours-by-size"
-
-
-def _phase(rep: int, reps: int) -> float:
-    return (rep + 0.5) / reps if rep >= 0 else 0.5
 
 
 def _ours_by_size(context: BenchContext) -> dict[int, tuple[float, float]]:
@@ -65,7 +64,7 @@ def replay(context: BenchContext, size: int, name: str) -> Outcome:
         server_cpu: list[float] = []
 
         def ours(rep: int) -> float:
-            indices = warm if rep < 0 else _sample(size, config.ours_requests, rep, config)
+            indices = warm if rep < 0 else run_sample(size, config.ours_requests, rep, config.reps)
             server.reset(path)
             before = server.cpu()
             timing = context.run_job(ReplayPassJob(path, indices, base_url), _JOB_TIMEOUT)
@@ -76,7 +75,7 @@ def replay(context: BenchContext, size: int, name: str) -> Outcome:
 
         def vcrpy(rep: int) -> float:
             wanted = config.vcrpy_requests(size)
-            indices = warm if rep < 0 else _sample(size, wanted, rep, config)
+            indices = warm if rep < 0 else run_sample(size, wanted, rep, config.reps)
             timing = context.run_job(ReplayPassJob(path, indices, VCRPY), _JOB_TIMEOUT)
             if rep >= 0:
                 vcrpy_runs.append(timing)
@@ -129,10 +128,10 @@ def _one_run_notes(
 ) -> tuple[str, ...]:
     """Two variants, one run each, for context (not in the ratio)."""
     raw = ("method", "path", "raw_body")
-    vcrpy_sample = _sample(size, config.vcrpy_requests(size), 0, config)
+    vcrpy_sample = run_sample(size, config.vcrpy_requests(size), 0, config.reps)
     raw_job = ReplayPassJob(path, vcrpy_sample, VCRPY, raw)
     raw_run: Timing = context.run_job(raw_job, _JOB_TIMEOUT)
-    ours_sample = _sample(size, config.ours_requests, 0, config)
+    ours_sample = run_sample(size, config.ours_requests, 0, config.reps)
     thread_job = ReplayPassJob(path, ours_sample, IN_THREAD, warm_up=config.warmup_requests)
     thread_run: Timing = context.run_job(thread_job, _JOB_TIMEOUT)
     return (
@@ -144,10 +143,6 @@ def _one_run_notes(
         f"ReplayServer(...)` in a test): {thread_run.per_unit * 1000:.3f} ms/request on "
         f"{thread_run.count} requests",
     )
-
-
-def _sample(size: int, wanted: int, rep: int, config: CassetteSettings) -> tuple[int, ...]:
-    return spread_sample(size, wanted, _phase(rep, config.reps))
 
 
 def _cpu_ms(runs: list[Timing]) -> float:
@@ -189,91 +184,6 @@ def _size_notes(context: BenchContext, size: int) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def lookup(context: BenchContext) -> Outcome:
-    """Finding the recording for one request: our index against vcrpy's ``play_response``."""
-    config = settings(context.options)
-    client = context.client()
-    figures: dict[int, tuple[list[float], list[float], Meter]] = {}
-    try:
-        context.run_job(ForgetJob(), _JOB_TIMEOUT)
-        for size in (config.small, config.large):
-            path = cassette_file(context, size)
-
-            meter = Meter([client.pid])
-            ours_us, vcrpy_us = interleave(
-                config.reps,
-                _lookups(
-                    context,
-                    path=path,
-                    size=size,
-                    side="ours",
-                    wanted=config.ours_requests,
-                    config=config,
-                ),
-                _lookups(
-                    context,
-                    path=path,
-                    size=size,
-                    side="vcrpy",
-                    wanted=config.vcrpy_requests(size),
-                    config=config,
-                ),
-                meter,
-            )
-            figures[size] = (ours_us, vcrpy_us, meter)
-    finally:
-        context.run_job(ForgetJob(), _JOB_TIMEOUT)
-    ours_us, vcrpy_us, meter = figures[config.small]
-    large_ours, large_vcrpy, _ = figures[config.large]
-    title, target = declared("replay-lookup")
-    return Result(
-        name="replay-lookup",
-        title=title,
-        unit="µs/lookup",
-        ours=median(ours_us),
-        baseline=median(vcrpy_us),
-        baseline_label=f"vcrpy's Cassette.play_response (match_on {', '.join(VCR_MATCH_ON)}) "
-        f"on the same {config.small:,}-interaction cassette",
-        target=target,
-        ratio_kind="baseline/ours",
-        ours_samples=tuple(ours_us),
-        baseline_samples=tuple(vcrpy_us),
-        notes=(
-            "ours: Replayer(cassette).index.lookup(request), the request built as the replay "
-            "server builds it (method, path, headers, body; key = method, path, query, "
-            "scrubbed body as canonical JSON); vcrpy: cassette.play_response(vcr Request), one "
-            "scan (its HTTP stubs do two per request); both in the client process, requests "
-            "spread evenly over the cassette, answers checked after timing",
-            f"at {config.large:,} interactions: ours {median(large_ours):.1f} µs, vcrpy "
-            f"{median(large_vcrpy):,.0f} µs per lookup "
-            f"({median(large_vcrpy) / median(large_ours):,.0f}× faster); ours at "
-            f"{config.large:,} / ours at {config.small:,}: "
-            f"{median(large_ours) / median(ours_us):.2f}",
-            spread_note(ours_us, vcrpy_us),
-            meter.describe(),
-        ),
-    )
-
-
-def _lookups(
-    context: BenchContext,
-    *,
-    path: str,
-    size: int,
-    side: Literal["ours", "vcrpy"],
-    wanted: int,
-    config: CassetteSettings,
-) -> Callable[[int], float]:
-    """One side of the lookup comparison: µs per lookup of a run."""
-
-    def measure(rep: int) -> float:
-        indices = _sample(size, wanted, rep, config)
-        timing: Timing = context.run_job(LookupJob(path, indices, side), _JOB_TIMEOUT)
-        return float(timing.per_unit * 1e6)
-
-    return measure
-
-
 def _replay_small(context: BenchContext) -> Outcome:
     return replay(context, settings(context.options).small, "replay-1000")
 
@@ -284,4 +194,3 @@ def _replay_large(context: BenchContext) -> Outcome:
 
 provide("replay-1000", _replay_small)
 provide("replay-5000", _replay_large)
-provide("replay-lookup", lookup)

@@ -23,6 +23,7 @@ MODULES: tuple[str, ...] = (
     "tools.bench.fixtures",
     "tools.bench.cassettes",
     "tools.bench.replay_bench",
+    "tools.bench.lookup_bench",
     "tools.bench.cassette_loading",
     "tools.bench.proxy_bench",
     "tools.bench.load",
