@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from aiohttp import web
 from aiohttp.http import HttpVersion11
-from multidict import CIMultiDict
 
 from fake_upstreams.specdict import SpecReader
 
@@ -156,7 +155,8 @@ def _close(request: web.BaseRequest, *, reset: bool = False) -> None:
 
 
 async def _prepare(request: web.BaseRequest, reply: PlannedReply) -> web.StreamResponse:
-    response = web.StreamResponse(status=reply.status, headers=CIMultiDict(reply.headers))
+    # StreamResponse copies the headers into its own CIMultiDict: no copy of ours needed.
+    response = web.StreamResponse(status=reply.status, headers=reply.headers)
     if not reply.chunked:
         response.content_length = sum(len(chunk) for chunk in reply.chunks)
     elif request.version >= HttpVersion11:
