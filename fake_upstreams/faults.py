@@ -203,14 +203,16 @@ async def send_reply(
 
     Outcomes: ``"completed"``, ``"client-disconnected"``, or ``"fault:<kind>"`` once a fault ran.
     """
-    response = web.StreamResponse()
+    # Until the headers go out, what is returned is a fresh, never-prepared response; it is made
+    # only on those paths, so a normal reply builds one StreamResponse, not two.
+    response: web.StreamResponse | None = None
     try:
         if reply.first_byte_delay > 0 and not await pause(request, reply.first_byte_delay):
-            return response, "client-disconnected"
+            return web.StreamResponse(), "client-disconnected"
         fault = reply.fault
         if fault is not None and fault.kind in ("reset-before-headers", "random-bytes"):
             _before_headers(request, fault)
-            return response, f"fault:{fault.kind}"
+            return web.StreamResponse(), f"fault:{fault.kind}"
         response = await _prepare(request, reply)
         if fault is None:
             if not await _write_chunks(request, response, reply):
@@ -221,7 +223,7 @@ async def send_reply(
             return response, "client-disconnected"
         return response, f"fault:{fault.kind}"
     except ConnectionError:
-        return response, "client-disconnected"
+        return response if response is not None else web.StreamResponse(), "client-disconnected"
 
 
 def _before_headers(request: web.BaseRequest, fault: Fault) -> None:
