@@ -7,8 +7,8 @@
 Modules: :mod:`~tools.bench.core` (results, targets, the registry), :mod:`~tools.bench.runner`
 (runs what is registered), :mod:`~tools.bench.report` (terminal table, ``BENCHMARKS.md``); the
 benchmarks themselves in :mod:`~tools.bench.fakes`, :mod:`~tools.bench.fixtures`,
-:mod:`~tools.bench.load`, :mod:`~tools.bench.suite` and :mod:`~tools.bench.cassettes` (declared,
-waiting for their subjects).
+:mod:`~tools.bench.load`, :mod:`~tools.bench.suite`, and the cassette benchmarks declared in
+:mod:`~tools.bench.cassettes` and measured by its sibling modules (replay, lookup, load, proxy).
 """
 
 from tools.bench.context import BenchContext, BenchOptions
