@@ -29,7 +29,7 @@ from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
 from fake_upstreams.faults import client_gone, send_reply
-from fake_upstreams.journal import Journal, Verdict
+from fake_upstreams.journal import Journal, Verdict, accepted
 from fake_upstreams.reply import plan_reply
 from fake_upstreams.script import ResponseScript, ScriptQueue
 from providers.errors import InvalidRequestError
@@ -109,7 +109,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         chat = codec.parse_request(received, strict=state.strictness == "strict")
         script = override if override is not None else state.scripts.next()
         reply = plan_reply(script, codec, chat)
-        journal.judge(index, Verdict(True, reply.status), chat=chat, script=script)
+        journal.judge(index, accepted(reply.status), chat=chat, script=script)
         response, outcome = await send_reply(request, reply)
         journal.finish(index, outcome)
         return response
@@ -176,7 +176,7 @@ def json_endpoint(path: str, reply: Callable[[], bytes]) -> web.RouteDef:
             return web.json_response(error.to_json(), status=error.status)
         except Exception as error:
             return _handler_failed(request, index, error)
-        journal.judge(index, Verdict(True, 200))
+        journal.judge(index, accepted(200))
         journal.finish(index, "completed")
         return web.Response(body=reply(), content_type="application/json")
 

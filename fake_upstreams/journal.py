@@ -40,6 +40,23 @@ class Verdict:
         return {"ok": self.ok, "status": self.status, "code": self.code, "message": self.message}
 
 
+_ACCEPTED: dict[int, Verdict] = {}
+
+
+def accepted(status: int) -> Verdict:
+    """``Verdict(True, status)``, shared: one fewer object kept per journal entry.
+
+    Verdicts are immutable, so entries may share one; only plain ``int`` statuses are shared,
+    so a status of another type (``200.0``) still gets its own, as it always did.
+    """
+    if type(status) is not int:
+        return Verdict(True, status)
+    verdict = _ACCEPTED.get(status)
+    if verdict is None:
+        verdict = _ACCEPTED.setdefault(status, Verdict(True, status))
+    return verdict
+
+
 @dataclass(frozen=True, slots=True)
 class JournalEntry:
     """One received request. ``headers`` are the raw pairs in the order and case received.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from fake_upstreams.journal import Journal, Verdict
+from fake_upstreams.journal import Journal, Verdict, accepted
 from fake_upstreams.script import ResponseScript
 from providers.wire.common import ChatRequest
 
@@ -115,3 +115,11 @@ def test_writers_and_readers_on_threads_see_consistent_entries() -> None:
     assert len(entries) == 3 * per_writer
     assert [entry.index for entry in entries] == list(range(3 * per_writer))
     assert {entry.outcome for entry in entries} == {"completed"}
+
+
+def test_accepted_verdicts_are_shared_and_equal_to_fresh_ones() -> None:
+    assert accepted(201) == Verdict(True, 201)
+    assert accepted(201) is accepted(201)
+    odd = accepted(200.0)  # type: ignore[arg-type]  # a status of another type keeps its type
+    assert odd.to_json()["status"] == 200.0
+    assert type(odd.status) is float
