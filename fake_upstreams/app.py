@@ -30,7 +30,7 @@ from multidict import CIMultiDict
 
 from fake_upstreams.faults import client_gone, send_reply
 from fake_upstreams.journal import Journal, Verdict, accepted
-from fake_upstreams.reply import plan_reply
+from fake_upstreams.reply import build_reply, plan_reply
 from fake_upstreams.script import ResponseScript, ScriptQueue
 from providers.errors import InvalidRequestError
 from providers.wire.common import ReceivedRequest, UpstreamCodec, parse_json_object
@@ -107,8 +107,14 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         override = _script_override(request)
         received = ReceivedRequest(request.method, request.path, _codec_headers(request), body)
         chat = codec.parse_request(received, strict=state.strictness == "strict")
-        script = override if override is not None else state.scripts.next()
-        reply = plan_reply(script, codec, chat)
+        if override is None:
+            script = state.scripts.next()
+            reply = plan_reply(script, codec, chat)
+        else:
+            # A header script is a new object on every request, so the plan cache (keyed on
+            # the script object) could never hit: plan it directly instead of churning the cache.
+            script = override
+            reply = build_reply(script, codec, chat)
         journal.judge(index, accepted(reply.status), chat=chat, script=script)
         response, outcome = await send_reply(request, reply)
         journal.finish(index, outcome)
