@@ -17,10 +17,29 @@ DONE = "[DONE]"
 _CREATED = 1_700_000_000  # fixed so recorded cassettes do not change from run to run
 
 
+#: json.dumps(..., ensure_ascii=False, separators=(",", ":")) builds this encoder on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: The compact serialisation of the chunk object below, with its variable parts as holes.
+_CHUNK = (
+    '{"id":"chatcmpl-tapedeck-%d","object":"chat.completion.chunk","created":%d,"model":%s,'
+    '"choices":[{"index":0,"delta":%s,"finish_reason":%s}]}'
+)
+
+
 def chunk_json(
     delta: dict[str, str], *, index: int, model: str, finish_reason: str | None = None
 ) -> str:
     """One chunk object, serialised compactly the way OpenAI-compatible servers did."""
+    if type(index) is int and type(model) is str and type(finish_reason) in (str, type(None)):
+        # The same text json.dumps gives (tests/test_openai_chunks_json.py), without building
+        # and walking the whole object: a fake encodes one of these per SSE event.
+        return _CHUNK % (
+            index,
+            _CREATED,
+            _ENCODER.encode(model),
+            _delta_json(delta),
+            "null" if finish_reason is None else _ENCODER.encode(finish_reason),
+        )
     chunk: dict[str, Any] = {
         "id": f"chatcmpl-tapedeck-{index}",
         "object": "chat.completion.chunk",
@@ -28,7 +47,13 @@ def chunk_json(
         "model": model,
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
     }
-    return json.dumps(chunk, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(chunk)
+
+
+def _delta_json(delta: dict[str, str]) -> str:
+    if type(delta) is dict and len(delta) == 1 and type(delta.get("content")) is str:
+        return '{"content":' + _ENCODER.encode(delta["content"]) + "}"
+    return _ENCODER.encode(delta)
 
 
 def encode_events(pieces: Sequence[str], framing: Framing, *, model: str) -> list[bytes]:
