@@ -222,6 +222,11 @@ def _headers_from_json(items: Iterable[object]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+#: The default script. Scripts are immutable, so every queue shares this one: the plan cache
+#: (keyed on the script object) then keeps the echo reply's plans across resets and tests.
+_ECHO = ResponseScript()
+
+
 class ScriptQueue:
     """Thread-safe: scripts per accepted call (first call, second call, ...), then ``default``."""
 
@@ -230,7 +235,7 @@ class ScriptQueue:
     ) -> None:
         self._lock = threading.Lock()
         self._queue = list(queue)
-        self._default = default or ResponseScript()
+        self._default = default or _ECHO
         self._calls = 0
 
     @property
@@ -266,7 +271,7 @@ class ScriptQueue:
         """Drop everything queued and the default; start counting calls again."""
         with self._lock:
             self._queue = list(queue)
-            self._default = default or ResponseScript()
+            self._default = default or _ECHO
             self._calls = 0
 
     def reset(self) -> None:
