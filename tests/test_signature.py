@@ -1,9 +1,10 @@
 """GetGpt signature codec against independent AES-CBC implementations.
 
-Two oracles that share no code with ``providers.wire.signature`` (which uses pycryptodome):
-known-answer vectors made by the ``openssl`` CLI (tests/vectors/make_getgpt_vectors.py), and the
-``cryptography`` package, called live (through tests/aes_oracle.py). The wire layout (ciphertext
-hex, then key, then IV) is sliced by hand here, never with the code under test.
+Two oracles that share no code with ``providers.wire.signature`` (pycryptodome encrypts,
+``cryptography`` decrypts): known-answer vectors made by the ``openssl`` CLI
+(tests/vectors/make_getgpt_vectors.py), and the ``cryptography`` package, called live through
+tests/aes_oracle.py with its own, hand-written signature layout and padding. The wire layout
+(ciphertext hex, then key, then IV) is sliced by hand here, never with the code under test.
 """
 
 from __future__ import annotations
