@@ -374,6 +374,38 @@ async def test_error_messages_name_the_problem(fake: FakeServer) -> None:
     assert error_of(reply)["message"] == "no endpoint at /nope; Dummy serves POST /api/chat"
 
 
+class ControlError(NamedTuple):
+    method: str
+    path: str
+    status: int
+    code: str
+    allow: str | None = None
+    body: bytes = b""
+
+
+CONTROL_ERRORS = [
+    ControlError("POST", "/__tapedeck__/script", 413, "body_too_large", body=b"x" * (MAX_BODY + 1)),
+    ControlError("GET", "/__tapedeck__/reset", 405, "method_not_allowed", "POST"),
+    ControlError("DELETE", "/__tapedeck__/script", 405, "method_not_allowed", "GET,HEAD,POST"),
+    ControlError("PUT", "/__tapedeck__/journal", 405, "method_not_allowed", "GET,HEAD"),
+    ControlError("GET", "/__tapedeck__/nope", 404, "not_found"),
+]
+
+
+@pytest.mark.parametrize(
+    "case", CONTROL_ERRORS, ids=[f"{c.method} {c.path}" for c in CONTROL_ERRORS]
+)
+async def test_control_endpoint_errors_are_json_and_not_journaled(
+    fake: FakeServer, case: ControlError
+) -> None:
+    request = build_request(case.path, case.body, JSON_HEADERS, method=case.method)
+    reply = await exchange(fake.port, request)
+    got = (reply.status, error_of(reply)["code"], reply.header("Allow"))
+    assert got == (case.status, case.code, case.allow)
+    assert fake.state.journal.entries == []  # control traffic is not the upstream's traffic
+    await assert_still_serving(fake)
+
+
 @pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])
 async def test_json_content_type_parameters_and_case_are_accepted(
     fake: FakeServer, content_type: str

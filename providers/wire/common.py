@@ -266,17 +266,18 @@ def require_messages(value: object, field_name: str = "messages") -> tuple[dict[
         )
     checked = []
     for index, message in enumerate(value):
-        where = f"{field_name}[{index}]"
         if not isinstance(message, dict):
+            where = f"{field_name}[{index}]"
             raise InvalidRequestError(
                 f"{where} must be an object", code="bad_messages", field=where
             )
-        for key in ("role", "content"):
-            if not isinstance(message.get(key), str):
-                raise InvalidRequestError(
-                    f"{where}.{key} must be a string", code="bad_messages", field=f"{where}.{key}"
-                )
-        checked.append({"role": message["role"], "content": message["content"]})
+        role = message.get("role")
+        content = message.get("content")
+        if not (isinstance(role, str) and isinstance(content, str)):
+            key = "content" if isinstance(role, str) else "role"
+            where = f"{field_name}[{index}].{key}"
+            raise InvalidRequestError(f"{where} must be a string", code="bad_messages", field=where)
+        checked.append({"role": role, "content": content})
     return tuple(checked)
 
 
