@@ -24,7 +24,7 @@ from cassettes import yamlio
 from cassettes.replay import ReplayServer
 from providers.errors import TapedeckError
 from providers.wire.codelinkava import API
-from tools.bench import BenchOptions, Result, run_bench
+from tools.bench import BenchOptions, Result, Target, run_bench
 from tools.bench.cassette_ab import Meter, interleave, process_cpu
 from tools.bench.cassette_client import drive, forget, vcr_context
 from tools.bench.cassette_gen import build, calls, spread_sample, write
@@ -37,7 +37,7 @@ from tools.bench.cassette_jobs import (
     ReplayPassJob,
 )
 from tools.bench.cassette_server import CassetteServer
-from tools.bench.cassettes import HOOKS, settings
+from tools.bench.cassettes import HOOKS, declared, settings
 from tools.bench.proxy_bench import _recorded_check
 
 SIZE = 12
@@ -225,6 +225,25 @@ def test_quick_settings_are_tiny_and_full_ones_are_the_issues() -> None:
     assert quick.reps <= 3
 
 
+def test_vcrpy_samples_more_requests_when_it_matches_raw_body() -> None:
+    # raw_body costs vcrpy less per request than body, so its rows sample more requests.
+    full = settings(BenchOptions())
+    for size in (full.small, full.large):
+        assert full.vcrpy_requests(size, raw_body=True) > full.vcrpy_requests(size)
+    assert full.vcrpy_requests(full.small) == full.vcrpy_requests_small
+    assert full.vcrpy_requests(full.large, raw_body=True) == full.vcrpy_raw_requests_large
+
+
+def test_raw_rows_are_declared_with_the_targets_of_the_body_rows() -> None:
+    for size in (1000, 5000):
+        title, target = declared(f"replay-{size}-raw")
+        assert target is not None
+        assert target == declared(f"replay-{size}")[1]
+        assert "raw_body" in title
+    assert declared("replay-1000")[1] == Target(">=", 20)
+    assert declared("replay-5000")[1] == Target(">=", 100)
+
+
 @pytest.fixture(scope="module")
 def quick_cassette_run() -> dict[str, Any]:
     options = BenchOptions.quick_mode(only=tuple(name for name, *_ in HOOKS))
@@ -254,3 +273,45 @@ def test_replay_results_say_how_vcrpy_was_sampled_and_compare_sizes(
     assert any("vcrpy 3 requests" in note for note in large.notes)
     assert any(note.startswith("ours at 40 vs 20 interactions") for note in large.notes)
     assert "match_on method, path, body" in large.baseline_label
+
+
+@pytest.mark.parametrize(
+    ("name", "matchers", "vcrpy_requests"),
+    [
+        ("replay-1000", "method, path, body", 3),
+        ("replay-5000", "method, path, body", 3),
+        ("replay-1000-raw", "method, path, raw_body", 5),
+        ("replay-5000-raw", "method, path, raw_body", 4),
+    ],
+)
+def test_each_replay_row_names_vcrpys_matchers_and_its_own_sample(
+    quick_cassette_run: dict[str, Any], name: str, matchers: str, vcrpy_requests: int
+) -> None:
+    row = quick_cassette_run[name]
+    assert row.ratio_kind == "baseline/ours"
+    assert f"match_on {matchers})" in row.baseline_label  # the whole list, nothing after it
+    assert row.notes[0].startswith(f"vcrpy matches on {matchers}: ")
+    assert any(f"vcrpy {vcrpy_requests} requests" in note for note in row.notes)
+    assert not any(note.startswith("one run with vcrpy") for note in row.notes)  # now rows
+    in_thread = [note for note in row.notes if "ReplayServer in a thread" in note]
+    assert len(in_thread) == (0 if name.endswith("-raw") else 1)
+    if name.startswith("replay-5000"):  # compared with ours in the same pair of rows
+        assert any(note.startswith("ours at 40 vs 20 interactions") for note in row.notes)
+
+
+@pytest.mark.parametrize("name", ["replay-1000-raw", "replay-5000-raw"])
+def test_raw_rows_state_the_floor_from_the_same_run(
+    quick_cassette_run: dict[str, Any], name: str
+) -> None:
+    row = quick_cassette_run[name]
+    (floor,) = [note for note in row.notes if note.startswith("floor, from these runs")]
+    # The cap is this run's vcrpy figure over this run's client CPU per request for ours.
+    (cpu,) = [note for note in row.notes if note.startswith("CPU per request")]
+    client_ms = float(cpu.split("client process: ours ")[1].split(" ms")[0])
+    assert f"vcrpy takes {row.baseline:.2f} ms/request" in floor
+    cap = float(floor.split(f"{row.baseline:.2f} / {client_ms:.3f} = ")[1].split("×")[0])
+    assert cap == pytest.approx(row.baseline / client_ms, rel=0.01, abs=0.06)
+    assert f"ours takes {row.ours:.3f} ms/request" in floor
+    assert f"target {row.target}: " in floor
+    body_row = quick_cassette_run[name.removesuffix("-raw")]
+    assert not any(note.startswith("floor") for note in body_row.notes)
