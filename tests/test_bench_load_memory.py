@@ -1,0 +1,115 @@
+"""How the load benchmark judges memory, on synthetic readings (no load is run here).
+
+Growth is judged between two readings taken in the same state (after the per-test reset); the
+reading before the reset, while the journal still holds the load by design, is reported only. A
+repeat load must plateau within the noise tolerance. Every verdict is shown both ways.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tools.bench.core import Result
+from tools.bench.load import (
+    MEMORY_TARGET,
+    MemoryReadings,
+    judge,
+    judge_memory,
+    plateau_slack,
+)
+from tools.bench.load_client import LoadJob, LoadStats
+
+ENTRIES = 5000
+STREAMS = 5000
+
+
+def readings(start: float, before: float, after: float, again: float) -> MemoryReadings:
+    return MemoryReadings(start=start, before_reset=before, after_reset=after, after_again=again)
+
+
+def loaded(requests: int = STREAMS) -> LoadStats:
+    return LoadStats(clients=10, elapsed=10.0, requests=requests, ok=requests, chunks=requests)
+
+
+def result(memory: MemoryReadings) -> Result:
+    """The whole load verdict for a clean run (no errors) with these memory readings."""
+    job = LoadJob(ports={}, clients=10, seconds=10.0, words=4, chunk_delay=0.0)
+    journal = {"fake": {"requests": ENTRIES, "outcomes": {"completed": ENTRIES}}}
+    return judge(
+        cpus="not pinned",
+        job=job,
+        stats=loaded(),
+        rounds=(loaded(), loaded()),
+        journal=journal,
+        memory=memory,
+        server_cpu=1.0,
+        others=None,
+    )
+
+
+def test_growth_compares_the_two_after_reset_readings_not_the_before_reset_one() -> None:
+    # Before the reset the journal holds the whole load: far above the target if it were judged.
+    verdict = judge_memory(
+        readings(80.0, 200.0, 84.0, 84.0), entries=ENTRIES, repeat_streams=STREAMS
+    )
+    assert (verdict.baseline, verdict.ours) == (80.0, 84.0)
+    assert MEMORY_TARGET.met(verdict.ours / verdict.baseline)
+    assert verdict.plateau.ok
+    assert result(readings(80.0, 200.0, 84.0, 84.0)).status == "met"
+
+
+def test_growth_beyond_the_target_after_the_reset_is_missed() -> None:
+    memory = readings(80.0, 100.0, 95.0, 95.0)  # 95 / 80 = 1.19: kept after the reset
+    verdict = judge_memory(memory, entries=ENTRIES, repeat_streams=STREAMS)
+    assert not MEMORY_TARGET.met(verdict.ours / verdict.baseline)
+    assert verdict.plateau.ok  # the repeat did not rise: only the ratio misses
+    outcome = result(memory)
+    assert outcome.ratio == pytest.approx(95.0 / 80.0)
+    assert outcome.status == "missed"
+
+
+@pytest.mark.parametrize(
+    ("again", "plateaus"),
+    [
+        (84.0, True),
+        (82.5, True),  # falling is fine
+        (84.0 + 1.9, True),  # within the 2 MiB floor
+        (84.0 + 2.6, False),  # beyond max(2 MiB, 3% of 84 = 2.52 MiB)
+        (100.0, False),
+    ],
+)
+def test_a_repeat_load_must_plateau(again: float, plateaus: bool) -> None:
+    memory = readings(82.0, 95.0, 84.0, again)
+    verdict = judge_memory(memory, entries=ENTRIES, repeat_streams=STREAMS)
+    assert verdict.plateau.ok is plateaus
+    assert MEMORY_TARGET.met(verdict.ours / verdict.baseline)  # the ratio alone would pass
+    outcome = result(memory)
+    assert (outcome.status == "met") is plateaus
+    assert verdict.plateau in outcome.checks
+
+
+def test_plateau_tolerance_is_a_floor_or_a_fraction_whichever_is_larger() -> None:
+    assert plateau_slack(10.0) == pytest.approx(2.0)
+    assert plateau_slack(200.0) == pytest.approx(6.0)
+    # At 300 MiB the floor alone would refuse a 7 MiB rise; 3% (9 MiB) allows it.
+    memory = readings(300.0, 320.0, 300.0, 307.0)
+    assert judge_memory(memory, entries=ENTRIES, repeat_streams=STREAMS).plateau.ok
+
+
+def test_notes_and_labels_say_what_is_compared() -> None:
+    memory = readings(81.3, 93.7, 83.9, 84.1)
+    outcome = result(memory)
+    text = "\n".join((outcome.title, outcome.baseline_label, *outcome.notes))
+    for figure in ("81.3", "93.7", "83.9", "84.1"):
+        assert f"{figure} MiB" in text
+    per_entry = (93.7 - 81.3) * 1024 / ENTRIES
+    assert f"≈{per_entry:.2f} KiB per entry" in text
+    assert "not judged" in text
+    assert "after the per-test reset" in outcome.title
+    assert "ours = RSS after the measured load and the per-test reset" in outcome.baseline_label
+
+
+def test_readings_from_the_server_are_converted_from_kib() -> None:
+    answers = [{"kib": kib, "source": "test source"} for kib in (1024, 2048, 3072, 4096)]
+    memory = MemoryReadings.from_kib(answers)
+    assert memory == MemoryReadings(1.0, 2.0, 3.0, 4.0, "test source")
