@@ -312,6 +312,9 @@ def test_raw_rows_state_the_floor_from_the_same_run(
     cap = float(floor.split(f"{row.baseline:.2f} / {client_ms:.3f} = ")[1].split("×")[0])
     assert cap == pytest.approx(row.baseline / client_ms, rel=0.01, abs=0.06)
     assert f"ours takes {row.ours:.3f} ms/request" in floor
-    assert f"target {row.target}: " in floor
+    needed = row.baseline / row.target.value  # ours' ms per request that meets the target
+    assert f"target {row.target} needs ours at {needed:.3f} ms/request or less, " in floor
+    if abs(needed - client_ms) > 0.002:  # clear of the CPU note's rounding
+        assert ("out of reach of any server" in floor) == (needed < client_ms)
     body_row = quick_cassette_run[name.removesuffix("-raw")]
     assert not any(note.startswith("floor") for note in body_row.notes)

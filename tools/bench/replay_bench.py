@@ -186,9 +186,15 @@ def _floor_note(
     client_ms = _cpu_ms(ours_runs)
     cap = vcrpy_ms / client_ms if client_ms else float("nan")
     verdict = ""
-    if target is not None:
-        reachable = "within reach" if target.met(cap) else "out of reach of any server"
-        verdict = f"; target {target}: {reachable} with this client"
+    if target is not None and target.op == ">=":
+        needed = vcrpy_ms / target.value
+        left = needed - client_ms
+        room = (
+            f"{left:.3f} ms beyond the client's own CPU for the server and the loopback round trip"
+            if left >= 0
+            else "less than the client's own CPU: out of reach of any server with this client"
+        )
+        verdict = f"; target {target} needs ours at {needed:.3f} ms/request or less, {room}"
     return (
         f"floor, from these runs: on our side the client process alone spends {client_ms:.3f} "
         "ms of CPU per request (requests sending the POST, parsing the reply, decoding the "
