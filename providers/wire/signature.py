@@ -10,10 +10,10 @@ Pure functions, no I/O. The adapter uses :func:`encrypt_signature`, the fake use
 :func:`decrypt_signature`.
 
 Two AES libraries, on purpose: encryption uses pycryptodome, as the original client did;
-decryption (the fake, once per request) uses ``cryptography``'s OpenSSL binding, whose per-call
-setup costs ~4 µs against pycryptodome's ~11 µs, a third of what separated the GetGpt fake from
-a bare server in ``tapedeck bench``. The PKCS#7 check is done here, by hand, so both
-libraries only ever do raw AES-CBC.
+decryption (the fake, once per request) uses ``cryptography``'s OpenSSL binding: ~4 µs per
+signature against pycryptodome's ~11 µs (mostly its per-call cipher setup), which was the largest
+single share of the GetGpt fake's own work when ``tapedeck bench`` was profiled. The PKCS#7 check
+is done here, by hand, so both libraries only ever do raw AES-CBC.
 
 Not a padding oracle: every way a signature can fail to decrypt raises a
 :class:`~providers.errors.SignatureError` with the *same* public message, code, field and status,
