@@ -1,10 +1,16 @@
 """The request journal: every request a fake received, what it decided, and how the reply ended.
 
-The server thread writes, the test thread reads, so every access takes a lock and readers get
-immutable snapshots. While a request is in flight its entry is a mutable record, updated in place
-(arrival, verdict, outcome); a frozen :class:`JournalEntry` is made from it only when someone
-reads it, and kept until the record changes again. A fake serves thousands of requests that no
-test ever looks at, so it pays for neither the snapshots nor decoding their raw headers.
+The server thread writes, the test thread reads. A fake writes on every request and a test reads
+a handful of entries, so the work sits with the reader: a write is one tuple appended to an event
+log, without a lock (``list.append`` and ``next`` on an ``itertools.count`` are atomic under the
+GIL), and readers take the lock and fold the events logged since the last read into records. A
+record is updated in place (arrival, verdict, outcome); a frozen :class:`JournalEntry` is made from
+it only when someone reads it, and kept until the record changes again. So a fake serving
+thousands of requests that no test looks at pays for neither records, snapshots nor decoding their
+raw headers. Measured: the three writes of a request cost 1.4 µs here against 2.7 µs for the
+locked, record-per-request journal this replaced (microbenchmark); keeping a journal at all costs
+the short-reply benchmark ~11% of its throughput against none, and the difference between the two
+designs is within that benchmark's noise.
 
 Errors raised inside a handler (harness bugs, never client mistakes) are kept, so the test that
 caused one can call :meth:`Journal.raise_errors` and see it as a
@@ -14,6 +20,7 @@ caused one can call :meth:`Journal.raise_errors` and see it as a
 from __future__ import annotations
 
 import base64
+import itertools
 import marshal
 import threading
 import time
@@ -149,12 +156,13 @@ class _Record:
         method: str,
         path: str,
         *,
+        timestamp: float,
         headers: tuple[tuple[str, str], ...] | None,
         raw_headers: bytes,
         body: bytes,
     ) -> None:
         self.index = index
-        self.timestamp = time.time()
+        self.timestamp = timestamp
         self.method = method
         self.path = path
         self.headers = headers
@@ -193,24 +201,38 @@ class _Record:
         return self.frozen
 
 
+# Events in the log: (_OPEN, ticket, timestamp, method, path, headers, raw headers, body),
+# (_JUDGE, ticket, verdict, chat, script) and (_FINISH, ticket, outcome).
+_OPEN, _JUDGE, _FINISH = 0, 1, 2
+_Event = tuple[Any, ...]
+
+
 class Journal:
     """Thread-safe, append-only (until :meth:`clear`) record of the requests one fake received.
 
     :meth:`open` hands out a ticket that keeps counting across :meth:`clear`, so a handler still
     running when a test resets the journal can never write into the next test's entries: its
     later updates are recognised as stale and dropped (its handler errors are still kept).
+
+    The write methods (:meth:`open`, :meth:`open_raw`, :meth:`judge`, :meth:`finish`) only append
+    to the event log and are meant for one writer thread (the fake's loop), so that entries keep
+    arrival order; every other method takes the lock.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._tickets = itertools.count()
+        self._log: list[_Event] = []
         self._records: list[_Record] = []
+        self._by_ticket: dict[int, _Record] = {}
         self._errors: list[tuple[str, BaseException]] = []
-        self._next_ticket = 0
-        self._first_ticket = 0  # the ticket of self._records[0]
+        self._first_ticket = 0  # tickets below this were handed out before the last clear
 
     def open(self, method: str, path: str, headers: Sequence[tuple[str, str]], body: bytes) -> int:
         """Record a request as it arrives; returns its ticket for the later updates."""
-        return self._open(method, path, tuple(headers), b"", body)
+        ticket = next(self._tickets)
+        self._log.append((_OPEN, ticket, time.time(), method, path, tuple(headers), b"", body))
+        return ticket
 
     def open_raw(self, method: str, path: str, raw_headers: RawHeaders, body: bytes) -> int:
         """:meth:`open` with the headers as received bytes, decoded (Latin-1) only when read."""
@@ -218,24 +240,10 @@ class Journal:
         # journal holds thousands of requests, and every tuple kept alive is one more object
         # for the cyclic garbage collector to count and walk (it ran ~40x as often as for a
         # bare server); bytes are not collected objects. Marshal round-trips bytes pairs exactly.
-        return self._open(method, path, None, marshal.dumps(raw_headers), body)
-
-    def _open(
-        self,
-        method: str,
-        path: str,
-        headers: tuple[tuple[str, str], ...] | None,
-        raw: bytes,
-        body: bytes,
-    ) -> int:
-        with self._lock:
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            position = len(self._records)
-            self._records.append(
-                _Record(position, method, path, headers=headers, raw_headers=raw, body=body)
-            )
-            return ticket
+        ticket = next(self._tickets)
+        raw = marshal.dumps(raw_headers)
+        self._log.append((_OPEN, ticket, time.time(), method, path, None, raw, body))
+        return ticket
 
     def judge(
         self,
@@ -246,29 +254,19 @@ class Journal:
         script: ResponseScript | None = None,
     ) -> None:
         """Store the validation verdict (and, when accepted, the parsed request and script)."""
-        with self._lock:
-            record = self._record(index)
-            if record is not None:
-                record.verdict = verdict
-                record.chat = chat
-                record.plaintext = None if chat is None else chat.plaintext
-                record.script = script
-                record.outcome = "pending" if verdict.ok else "rejected"
-                record.frozen = None
+        self._log.append((_JUDGE, index, verdict, chat, script))
 
     def finish(self, index: int, outcome: str) -> None:
         """Store how the reply ended."""
-        with self._lock:
-            record = self._record(index)
-            if record is not None:
-                record.outcome = outcome
-                record.frozen = None
+        self._log.append((_FINISH, index, outcome))
 
     def fail(self, index: int, error: BaseException) -> None:
         """Keep an exception raised inside the handler, to be raised again in the test."""
         summary = "".join(traceback.format_exception_only(type(error), error)).strip()
         with self._lock:
-            record = self._record(index)
+            self._fold()
+            # None if stale: cleared while its reply still ran.
+            record = self._by_ticket.get(index)
             if record is not None:
                 record.outcome = "handler-error"
                 record.error = summary
@@ -278,25 +276,61 @@ class Journal:
                 where = "a request from before the last reset"
             self._errors.append((f"{where}: {summary}", error))
 
-    def _record(self, index: int) -> _Record | None:
-        """The record of ticket ``index``; None if stale (cleared while its reply still ran)."""
-        position = index - self._first_ticket
-        return self._records[position] if position >= 0 else None
+    def _fold(self) -> None:
+        """Apply the logged events to the records (lock held)."""
+        log = self._log
+        count = len(log)
+        for event in log[:count]:
+            kind, ticket = event[0], event[1]
+            if kind == _OPEN:
+                if ticket >= self._first_ticket:
+                    _, _, timestamp, method, path, headers, raw, body = event
+                    opened = _Record(
+                        len(self._records),
+                        method,
+                        path,
+                        timestamp=timestamp,
+                        headers=headers,
+                        raw_headers=raw,
+                        body=body,
+                    )
+                    self._records.append(opened)
+                    self._by_ticket[ticket] = opened
+                continue
+            record = self._by_ticket.get(ticket)
+            if record is None:  # stale: its request arrived before the last clear
+                continue
+            if kind == _JUDGE:
+                _, _, verdict, chat, script = event
+                record.verdict = verdict
+                record.chat = chat
+                record.plaintext = None if chat is None else chat.plaintext
+                record.script = script
+                record.outcome = "pending" if verdict.ok else "rejected"
+            else:
+                record.outcome = event[2]
+            record.frozen = None
+        # One C-level slice deletion, atomic under the GIL: events a writer appends meanwhile
+        # land after position `count` and stay for the next fold.
+        del log[:count]
 
     @property
     def entries(self) -> list[JournalEntry]:
         """A snapshot of every entry so far, oldest first."""
         with self._lock:
+            self._fold()
             return [record.freeze() for record in self._records]
 
     @property
     def last(self) -> JournalEntry:
         """The newest entry (``IndexError`` if there is none)."""
         with self._lock:
+            self._fold()
             return self._records[-1].freeze()
 
     def __len__(self) -> int:
         with self._lock:
+            self._fold()
             return len(self._records)
 
     @property
@@ -306,9 +340,14 @@ class Journal:
 
     def clear(self) -> None:
         with self._lock:
+            # Emptied in place (not replaced), so a writer holding the list appends to this one;
+            # the ticket boundary is taken after, so every event logged from here on either has
+            # a newer ticket (kept) or an older one (stale, dropped by _fold).
+            del self._log[:]
             self._records.clear()
+            self._by_ticket.clear()
             self._errors.clear()
-            self._first_ticket = self._next_ticket
+            self._first_ticket = next(self._tickets) + 1
 
     def raise_errors(self) -> None:
         """Raise :class:`FakeUpstreamError` (from the first one) if any handler failed."""
@@ -324,6 +363,7 @@ class Journal:
     def to_json(self) -> dict[str, Any]:
         """``{"entries": [...], "errors": [...]}``, ready for ``json.dumps``."""
         with self._lock:
+            self._fold()
             entries = [record.freeze() for record in self._records]
             errors = [where for where, _ in self._errors]
         return {"entries": [entry.to_json() for entry in entries], "errors": errors}

@@ -117,6 +117,50 @@ def test_writers_and_readers_on_threads_see_consistent_entries() -> None:
     assert {entry.outcome for entry in entries} == {"completed"}
 
 
+def test_clears_racing_a_writer_keep_every_later_request_whole() -> None:
+    """Writes take no lock: across clears at any moment, entries stay whole and in order.
+
+    A request opened after ``clear()`` returned must be kept; one racing the clear may go either
+    way, but never in part. The writer notes which clear it had seen before opening a request.
+    """
+    journal = Journal()
+    requests = 20_000
+    cleared = [0]  # how many clears had returned; read by the writer before each open
+    done = threading.Event()
+
+    def writer() -> None:
+        for number in range(requests):
+            seen = cleared[0]
+            ticket = journal.open_raw("POST", "/", RAW, f"{number}:{seen}".encode())
+            journal.judge(ticket, Verdict(True, 200), chat=CHAT)
+            journal.finish(ticket, "completed")
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    while not done.is_set():
+        journal.clear()
+        cleared[0] += 1
+        len(journal)  # a fold between the clears, racing the writer too
+    thread.join()
+    entries = journal.entries
+    pairs = [tuple(map(int, entry.body.split(b":"))) for entry in entries]
+    numbers = [number for number, _ in pairs]
+    assert cleared[0] > 1
+    # What survives the last clear is a tail of the requests: no gap, nothing older mixed in ...
+    assert numbers == list(range(requests - len(numbers), requests))
+    # ... that holds every request opened after the last clear returned ...
+    after_last_clear = sum(1 for _, seen in pairs if seen == cleared[0])
+    first_after = next((n for n, seen in pairs if seen == cleared[0]), requests)
+    assert after_last_clear == requests - first_after
+    # ... each one whole.
+    assert [entry.index for entry in entries] == list(range(len(entries)))
+    assert all(
+        (entry.verdict, entry.chat, entry.outcome) == (Verdict(True, 200), CHAT, "completed")
+        for entry in entries
+    )
+
+
 def test_accepted_verdicts_are_shared_and_equal_to_fresh_ones() -> None:
     assert accepted(201) == Verdict(True, 201)
     assert accepted(201) is accepted(201)
