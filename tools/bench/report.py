@@ -173,9 +173,12 @@ def _method(report: BenchReport) -> list[str]:
         "around every run. CPU per event, MB or reply is reported beside the throughput: it does "
         "not depend on which side was the bottleneck, nor much on other load on the machine.",
         "- **Load test.** Three identical loads with the per-test reset between them: a "
-        "warm-up, the measured one, and a repeat (memory that rises again after the repeat "
-        "would be a leak). Every transcript of all three is checked; resident memory is the "
-        "server process's `VmRSS` from `/proc/self/status`.",
+        "warm-up, the measured one, and a repeat. Every transcript of all three is checked; "
+        "resident memory is the server process's `VmRSS` from `/proc/self/status`. Growth is "
+        "judged between like states: after the measured load and its reset against after the "
+        "warm-up and its reset (the journal keeps every request until a reset, by design, so "
+        "the figure before the reset is reported but not judged); the repeat must not raise it "
+        "again (a leak rises round after round).",
         "- **Other load.** Wall-clock throughput is sensitive to anything else running on the "
         "machine, so each benchmark reports how many CPUs other processes kept busy meanwhile "
         "(`/proc/stat` minus our own processes), and `--wait-quiet` waits for a quiet moment "
