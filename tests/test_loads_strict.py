@@ -26,6 +26,8 @@ _TEXTS = (
     | st.text(max_size=12)
 )
 _BOMS = st.sampled_from(["", "\ufeff", "\ufeff\ufeff"])
+# Whitespace around a value takes loads_strict off its scanner-only fast path.
+_PADS = st.sampled_from(["", " ", "\n", "\t \r\n", "\x0c"])
 _ENCODINGS = st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32"])
 
 
@@ -44,15 +46,18 @@ def _reference(value: object) -> object:
     return json.loads(value, parse_constant=_reject)  # type: ignore[arg-type]
 
 
-@given(text=_TEXTS, bom=_BOMS)
-def test_text_like_json_loads(text: str, bom: str) -> None:
-    assert _outcome(loads_strict, bom + text) == _outcome(_reference, bom + text)
+@given(text=_TEXTS, bom=_BOMS, before=_PADS, after=_PADS)
+def test_text_like_json_loads(text: str, bom: str, before: str, after: str) -> None:
+    document = bom + before + text + after
+    assert _outcome(loads_strict, document) == _outcome(_reference, document)
 
 
-@given(text=_TEXTS, bom=_BOMS, encoding=_ENCODINGS, as_bytearray=st.booleans())
-def test_bytes_like_json_loads(text: str, bom: str, encoding: str, as_bytearray: bool) -> None:
+@given(text=_TEXTS, bom=_BOMS, encoding=_ENCODINGS, as_bytearray=st.booleans(), after=_PADS)
+def test_bytes_like_json_loads(
+    text: str, bom: str, encoding: str, as_bytearray: bool, after: str
+) -> None:
     try:
-        data: bytes | bytearray = (bom + text).encode(encoding, "surrogatepass")
+        data: bytes | bytearray = (bom + text + after).encode(encoding, "surrogatepass")
     except UnicodeEncodeError:
         return
     if as_bytearray:
