@@ -11,7 +11,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, cast
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -237,8 +237,10 @@ def _reject_constant(name: str) -> object:
 #: its C scanner) per call, a measurable cost per request in a fake. A decoder keeps no state
 #: from one call to the next, and json.loads itself shares one across threads the same way.
 _STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-# The decoder's C scanner, called directly for documents with nothing around their value.
-_SCAN_VALUE = _STRICT_DECODER.scan_once
+# The decoder's own scanner (C when the _json accelerator is there), called directly for
+# documents with nothing around their value. typeshed does not declare JSONDecoder.scan_once,
+# an attribute every JSONDecoder has had since Python 2.6.
+_SCAN_VALUE: Callable[[str, int], tuple[Any, int]] = cast(Any, _STRICT_DECODER).scan_once
 
 
 def loads_strict(text: str | bytes) -> Any:
