@@ -110,11 +110,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     journal = state.journal
     index: int | None = None
     try:
-        try:
-            raw_body: bytes | None = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raw_body = None
-        index, body = _intake(request, raw_body)
+        index, body = await _intake(request)
         override = _script_override(request)
         received = ReceivedRequest(request.method, request.path, _codec_headers(request), body)
         chat = codec.parse_request(received, strict=state.strictness == "strict")
@@ -144,20 +140,19 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         return _handler_failed(request, index, error)
 
 
-def _intake(request: web.Request, body: bytes | None) -> tuple[int, bytes]:
-    """Journal the request, then the checks every endpoint shares: size (413), type (415).
+async def _intake(request: web.Request) -> tuple[int, bytes]:
+    """Read and journal the request, then the checks every endpoint shares: size (413), type (415).
 
-    ``body`` is what ``request.read()`` gave, None when it raised 413 (the body was over the size
-    limit). Returns the journal ticket and the body; a rejection is journaled by the caller. Not a
-    coroutine (the handler awaits the body itself): each coroutine frame is a measurable share of
-    a short reply.
+    Returns the journal ticket and the body; a rejection is journaled by the caller.
     """
     journal = request.app[STATE_KEY].journal
-    if body is None:
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
         index = journal.open_raw(request.method, request.raw_path, request.raw_headers, b"")
         error = _too_large(request)
         journal.judge(index, Verdict(False, error.status, error.code, str(error)))
-        raise error
+        raise error from None
     index = journal.open_raw(request.method, request.raw_path, request.raw_headers, body)
     try:
         _check_content_type(request)
@@ -178,11 +173,7 @@ def json_endpoint(path: str, reply: Callable[[], bytes]) -> web.RouteDef:
         journal = request.app[STATE_KEY].journal
         index: int | None = None
         try:
-            try:
-                raw_body: bytes | None = await request.read()
-            except web.HTTPRequestEntityTooLarge:
-                raw_body = None
-            index, body = _intake(request, raw_body)
+            index, body = await _intake(request)
             # The script header means nothing here, but a malformed one is a client bug that
             # the chat endpoint reports too; accepting it silently would hide that.
             _script_override(request)

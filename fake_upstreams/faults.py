@@ -210,20 +210,6 @@ async def send_reply(
         if reply.first_byte_delay > 0 and not await pause(request, reply.first_byte_delay):
             return web.StreamResponse(), "client-disconnected"
         fault = reply.fault
-        if fault is None and reply.chunked and not any(reply.delays):
-            # The common case, inlined (the same steps as _prepare and _write_chunks without
-            # their coroutine frames, which were a measurable share of a short reply).
-            response = web.StreamResponse(status=reply.status, headers=reply.headers)
-            if request.version >= HttpVersion11:
-                response.enable_chunked_encoding()
-            await response.prepare(request)
-            write = response.write
-            for chunk in reply.chunks:
-                if not chunk:
-                    break
-                await write(chunk)
-            await response.write_eof()
-            return response, "completed"
         if fault is not None and fault.kind in ("reset-before-headers", "random-bytes"):
             _before_headers(request, fault)
             return web.StreamResponse(), f"fault:{fault.kind}"
