@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from fake_upstreams.registry import FAKES
-from tools.bench.abtest import interleave, same_reply_check, summarise
+from tools.bench.abtest import Side, interleave, same_reply_check, summarise
 from tools.bench.context import BenchContext
-from tools.bench.core import Benchmark, Outcome, Target, register
+from tools.bench.core import Benchmark, Check, Outcome, Target, register
 from tools.bench.jobs import ThroughputJob, ThroughputSample
 from tools.bench.server_proc import ServerHandle, ServerPlan
 from tools.bench.workloads import Workload, raw_stream, short_reply, sse_stream
@@ -80,6 +80,15 @@ def _first_chunks(context: BenchContext, job: ThroughputJob) -> tuple[bytes, ...
     return sample.first_chunks
 
 
+def _measure(
+    context: BenchContext, label: str, connections: int
+) -> tuple[tuple[Side, Side], Check, Workload]:
+    """What every fake benchmark does: check both sides send the same chunks, then measure."""
+    ours, base, workload = _jobs(context, label, connections)
+    check = same_reply_check(_first_chunks(context, ours), _first_chunks(context, base))
+    return interleave(context, server(context), ours, base), check, workload
+
+
 def _events(sample: ThroughputSample) -> float:
     return sample.chunks / sample.elapsed
 
@@ -94,9 +103,7 @@ def _replies(sample: ThroughputSample) -> float:
 
 def sse_events(context: BenchContext) -> Outcome:
     """SSE events/s through the CodeLinkAva fake vs bare aiohttp writing the same frames."""
-    ours, base, workload = _jobs(context, "sse", context.options.stream_connections)
-    check = same_reply_check(_first_chunks(context, ours), _first_chunks(context, base))
-    sides = interleave(context, server(context), ours, base)
+    sides, check, workload = _measure(context, "sse", context.options.stream_connections)
     return summarise(
         name="sse-events",
         title="Streaming SSE events/s, CodeLinkAva fake",
@@ -117,9 +124,7 @@ def sse_events(context: BenchContext) -> Outcome:
 
 def raw_throughput(context: BenchContext) -> Outcome:
     """Raw streaming MB/s through the Aivvm fake vs bare aiohttp writing the same bytes."""
-    ours, base, workload = _jobs(context, "raw", context.options.stream_connections)
-    check = same_reply_check(_first_chunks(context, ours), _first_chunks(context, base))
-    sides = interleave(context, server(context), ours, base)
+    sides, check, workload = _measure(context, "raw", context.options.stream_connections)
     return summarise(
         name="raw-mbps",
         title="Raw streaming MB/s, Aivvm fake",
@@ -140,9 +145,8 @@ def raw_throughput(context: BenchContext) -> Outcome:
 
 def _short(fake: str) -> Callable[[BenchContext], Outcome]:
     def run(context: BenchContext) -> Outcome:
-        ours, base, workload = _jobs(context, f"short:{fake}", context.options.short_concurrency)
-        check = same_reply_check(_first_chunks(context, ours), _first_chunks(context, base))
-        sides = interleave(context, server(context), ours, base)
+        label = f"short:{fake}"
+        sides, check, workload = _measure(context, label, context.options.short_concurrency)
         extra = " (each request AES-decrypted by the fake)" if fake == "GetGpt" else ""
         return summarise(
             name=f"short-{fake.lower()}",
