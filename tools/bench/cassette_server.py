@@ -24,7 +24,7 @@ from cassettes.proxy import RecordingProxy
 from cassettes.recorder import Recorder
 from cassettes.replay import ReplayServer
 from providers.errors import TapedeckError
-from tools.bench.procs import ChildProcess
+from tools.bench.procs import ChildProcess, answer_commands
 
 _CALL_TIMEOUT = 120.0
 
@@ -74,7 +74,10 @@ async def _serve(conn: Connection) -> None:
     stopped = asyncio.Event()
     servers = _Servers()
     listener = threading.Thread(
-        target=_listen, args=(conn, servers, loop, stopped), name="bench-control", daemon=True
+        target=answer_commands,
+        args=(conn, loop, stopped, lambda command: _answer_safely(command, servers, loop)),
+        name="bench-control",
+        daemon=True,
     )
     try:
         conn.send({"pid": os.getpid()})
@@ -84,27 +87,13 @@ async def _serve(conn: Connection) -> None:
         await servers.stop()
 
 
-def _listen(
-    conn: Connection,
-    servers: _Servers,
-    loop: asyncio.AbstractEventLoop,
-    stopped: asyncio.Event,
-) -> None:
-    while True:
-        try:
-            command = conn.recv()
-        except EOFError:  # the parent went away: stop rather than linger
-            loop.call_soon_threadsafe(stopped.set)
-            return
-        if command is None or command[0] == "stop":
-            loop.call_soon_threadsafe(stopped.set)
-            conn.send("stopping")
-            return
-        try:
-            answer = _answer(command, servers, loop)
-        except Exception as error:  # sent back, raised by the parent's call
-            answer = {"error": f"{type(error).__name__}: {error}"}
-        conn.send(answer)
+def _answer_safely(
+    command: tuple[Any, ...], servers: _Servers, loop: asyncio.AbstractEventLoop
+) -> Any:
+    try:
+        return _answer(command, servers, loop)
+    except Exception as error:  # sent back, raised by the parent's call
+        return {"error": f"{type(error).__name__}: {error}"}
 
 
 def _answer(command: tuple[Any, ...], servers: _Servers, loop: asyncio.AbstractEventLoop) -> Any:

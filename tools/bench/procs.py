@@ -27,6 +27,30 @@ from typing import Any, Protocol
 from providers.errors import TapedeckError, UpstreamTimeoutError
 
 
+def answer_commands(
+    conn: Connection,
+    loop: asyncio.AbstractEventLoop,
+    stopped: asyncio.Event,
+    answer: Callable[[tuple[Any, ...]], Any],
+) -> None:
+    """A server child's control thread: send back ``answer(command)`` for each parent command.
+
+    ``("stop",)`` (or ``None``) sets ``stopped`` on the loop and is acknowledged with
+    ``"stopping"``; a parent that went away (EOF) stops the server too, rather than let it linger.
+    """
+    while True:
+        try:
+            command = conn.recv()
+        except EOFError:
+            loop.call_soon_threadsafe(stopped.set)
+            return
+        if command is None or command[0] == "stop":
+            loop.call_soon_threadsafe(stopped.set)
+            conn.send("stopping")
+            return
+        conn.send(answer(command))
+
+
 class Job(Protocol):
     """Work for the client process: a picklable object with an async ``execute``."""
 

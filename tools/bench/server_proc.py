@@ -34,7 +34,7 @@ from aiohttp import web
 from fake_upstreams.registry import build_server
 from fake_upstreams.script import ResponseScript
 from fake_upstreams.server import FakeServer
-from tools.bench.procs import ChildProcess
+from tools.bench.procs import ChildProcess, answer_commands
 from tools.bench.workloads import CannedReply
 
 
@@ -115,8 +115,8 @@ async def _serve(conn: Connection, plan: ServerPlan) -> None:
         )
         defaults = dict(plan.fakes)
         listener = threading.Thread(
-            target=_listen,
-            args=(conn, fakes, defaults, loop, stopped),
+            target=answer_commands,
+            args=(conn, loop, stopped, lambda command: _answer(command, fakes, defaults)),
             name="bench-control",
             daemon=True,
         )
@@ -129,33 +129,12 @@ async def _serve(conn: Connection, plan: ServerPlan) -> None:
             await runner.cleanup()
 
 
-def _listen(
-    conn: Connection,
-    fakes: Mapping[str, FakeServer],
-    defaults: dict[str, dict[str, Any]],
-    loop: asyncio.AbstractEventLoop,
-    stopped: asyncio.Event,
-) -> None:
-    while True:
-        try:
-            command = conn.recv()
-        except EOFError:  # the parent went away: stop rather than linger
-            loop.call_soon_threadsafe(stopped.set)
-            return
-        kind = command[0]
-        if kind == "stop":
-            loop.call_soon_threadsafe(stopped.set)
-            conn.send("stopping")
-            return
-        conn.send(_answer(kind, command[1:], fakes, defaults))
-
-
 def _answer(
-    kind: str,
-    args: tuple[Any, ...],
+    command: tuple[Any, ...],
     fakes: Mapping[str, FakeServer],
     defaults: dict[str, dict[str, Any]],
 ) -> Any:
+    kind, args = command[0], command[1:]
     # Scripts and journals are thread-safe by design (tests drive them from another thread).
     if kind == "cpu":
         return time.process_time()
