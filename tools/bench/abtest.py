@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from providers.errors import TapedeckError
 from tools.bench.context import BenchContext
-from tools.bench.core import Check, Result, Target, median, spread
+from tools.bench.core import Check, Result, Target, ab_order, median, spread
 from tools.bench.jobs import ThroughputJob, ThroughputSample
 from tools.bench.machine import busy_seconds
 from tools.bench.server_proc import ServerHandle
@@ -45,8 +45,7 @@ def interleave(
         _run(context, server, replace(job, duration=options.warmup_seconds))
     sides = (Side(), Side())
     for rep in range(options.reps):
-        order = (0, 1) if rep % 2 == 0 else (1, 0)
-        for which in order:
+        for which in ab_order(rep):
             job = (ours, baseline)[which]
             sample, cpu, other = _run(context, server, job)
             sides[which].samples.append(sample)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from tools.bench.core import RatioKind, ratio, spread
+from tools.bench.core import RatioKind, ab_order, ratio, spread
 from tools.bench.machine import busy_seconds
 
 #: One measured run: the run's number in, its figure (in the result's unit) out.
@@ -88,7 +88,7 @@ def interleave(
             measure(-1)
     samples: tuple[list[float], list[float]] = ([], [])
     for rep in range(reps):
-        for which in (0, 1) if rep % 2 == 0 else (1, 0):
+        for which in ab_order(rep):
             samples[which].append(meter.run(sides[which], rep))
     return samples
 

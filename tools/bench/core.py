@@ -162,3 +162,12 @@ def spread(samples: Sequence[float]) -> float:
         return 0.0
     middle = median(samples)
     return (max(samples) - min(samples)) / middle if middle else float("nan")
+
+
+def ab_order(rep: int) -> tuple[int, int]:
+    """Which side runs first in measured run ``rep``: 0 is ours, 1 the baseline.
+
+    Alternating, so that neither side always runs first, on the warmer caches or into load that
+    drifts over the run.
+    """
+    return (0, 1) if rep % 2 == 0 else (1, 0)

@@ -30,7 +30,7 @@ from fake_upstreams.registry import FAKES, build_fleet
 from fake_upstreams.server import FakeFleet
 from providers.errors import TapedeckError
 from tools.bench.context import BenchContext
-from tools.bench.core import Benchmark, Outcome, Result, median, register, spread
+from tools.bench.core import Benchmark, Outcome, Result, ab_order, median, register, spread
 
 
 def _timed(action: Callable[[], object]) -> float:
@@ -97,8 +97,9 @@ def session_fixture(context: BenchContext) -> Outcome:
     _fleet_cycle()  # warm-up: imports, first-use caches
     _bare_cycle()
     for rep in range(context.options.fixture_reps):
-        pair = [(ours, _fleet_cycle), (base, _bare_cycle)]
-        for samples, action in pair if rep % 2 == 0 else pair[::-1]:
+        pair = ((ours, _fleet_cycle), (base, _bare_cycle))
+        for which in ab_order(rep):
+            samples, action = pair[which]
             samples.append(_timed(action) * 1000)
     return Result(
         name="fixture-session",
@@ -178,8 +179,9 @@ def per_test_fixture(context: BenchContext) -> Outcome:
             _pytest_seconds(directory, with_fixture)
             _pytest_seconds(directory, plain)
         for rep in range(context.options.fixture_reps):
-            pair = [(ours, with_fixture), (base, plain)]
-            for samples, module in pair if rep % 2 == 0 else pair[::-1]:
+            pair = ((ours, with_fixture), (base, plain))
+            for which in ab_order(rep):
+                samples, module = pair[which]
                 samples.append(_pytest_seconds(directory, module) / count * 1e6)
     return Result(
         name="fixture-per-test",
