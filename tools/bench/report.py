@@ -183,6 +183,19 @@ def _method(report: BenchReport) -> list[str]:
         "machine, so each benchmark reports how many CPUs other processes kept busy meanwhile "
         "(`/proc/stat` minus our own processes), and `--wait-quiet` waits for a quiet moment "
         "before each benchmark. Server CPU per unit is the figure to trust when that is high.",
+        "- **Short replies amplify the handler's cost.** A short reply is mostly aiohttp and "
+        "`send()` system calls (one for the headers, one per chunk, one for the end). Timed "
+        "inside the server (a one-off instrumented run, Aivvm), the fake's checking and "
+        "journaling took ~2x their tight-loop time, and the very same `prepare()` call that "
+        "sends the headers took ~25 µs in the fake against ~15 µs in the baseline. Part of that "
+        "is the client: a slower server leaves it idle more often, and waking an idle client is "
+        "work the sending process pays for (a baseline slowed by a 20 µs busy-wait paid ~4 µs "
+        "more for the same call). So microseconds of Python move these rows more than their "
+        "size suggests.",
+        "- **Profiling.** `py-spy record --subprocesses -f speedscope -o profile.json -- "
+        "tapedeck bench --only NAME --no-load` samples every bench process; the server is the "
+        "process with a `bench-control` thread. Sampling slows what it samples: read the "
+        "profile's proportions, not that run's ratios.",
     ]
 
 
