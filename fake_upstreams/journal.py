@@ -20,6 +20,7 @@ caused one can call :meth:`Journal.raise_errors` and see it as a
 from __future__ import annotations
 
 import base64
+import collections
 import itertools
 import marshal
 import threading
@@ -332,6 +333,16 @@ class Journal:
         with self._lock:
             self._fold()
             return len(self._records)
+
+    def outcome_counts(self) -> dict[str, int]:
+        """How many entries ended each way, e.g. ``{"completed": 41, "rejected": 1}``.
+
+        Built from the records without making an entry of each: on a journal of thousands of
+        requests, :attr:`entries` would decode every request's headers just to be counted.
+        """
+        with self._lock:
+            self._fold()
+            return dict(collections.Counter(record.outcome for record in self._records))
 
     @property
     def errors(self) -> list[BaseException]:

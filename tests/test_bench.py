@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from fake_upstreams.journal import Verdict
 from fake_upstreams.registry import FAKES, build_fleet, build_server
 from fake_upstreams.server import FakeServer
 from providers.errors import StreamResetError, UpstreamTimeoutError
@@ -39,6 +40,7 @@ from tools.bench.jobs import ThroughputJob
 from tools.bench.load_client import LoadJob
 from tools.bench.report import command_line, render_markdown, write_report
 from tools.bench.runner import BenchReport, benchmarks
+from tools.bench.server_proc import _journal_summary
 from tools.bench.workloads import short_reply, sse_stream
 from tools.bench_cmd import add_arguments, options_from
 from tools.cli import main
@@ -350,3 +352,22 @@ def test_quick_options_can_be_overridden_from_the_command_line() -> None:
     assert options.selects("sse-events")
     assert not options.selects("load")
     assert BenchOptions().run_seconds > options.run_seconds  # quick stays quick
+
+
+def test_the_load_tests_journal_summary_counts_outcomes_and_names_the_first_problem() -> None:
+    server = build_server("Aivvm")  # never started: only its journal is written and read
+    journal = server.state.journal
+    for _ in range(3):
+        journal.finish(journal.open("POST", "/api/chat", [], b"{}"), "completed")
+    journal.judge(journal.open("POST", "/api/chat", [], b""), Verdict(False, 400, "bad", "nope"))
+    journal.open("POST", "/api/chat", [], b"{}")  # still running
+    summary = _journal_summary(server)
+    assert summary == {
+        "requests": 5,
+        "outcomes": {"completed": 3, "rejected": 1, "pending": 1},
+        "handler_errors": 0,
+        "first_problem": "rejected: nope",
+    }
+    journal.clear()
+    journal.finish(journal.open("POST", "/api/chat", [], b"{}"), "completed")
+    assert _journal_summary(server)["first_problem"] == ""

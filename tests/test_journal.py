@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import threading
 
 from fake_upstreams.journal import Journal, Verdict, accepted
@@ -69,6 +70,19 @@ def test_rejections_and_handler_errors_are_recorded() -> None:
     assert (first.outcome, first.verdict) == ("rejected", Verdict(False, 400, "bad", "no"))
     assert (second.outcome, second.error) == ("handler-error", "RuntimeError: boom")
     assert journal.to_json()["errors"] == ["request #1 POST /x: RuntimeError: boom"]
+
+
+def test_outcome_counts_agree_with_the_entries() -> None:
+    journal = Journal()
+    assert journal.outcome_counts() == {}
+    done, rejected, _still_running = (journal.open("POST", "/", [], b"") for _ in range(3))
+    journal.finish(done, "completed")
+    journal.judge(rejected, Verdict(False, 400))
+    counts = journal.outcome_counts()
+    assert counts == {"completed": 1, "rejected": 1, "pending": 1}
+    assert counts == dict(collections.Counter(entry.outcome for entry in journal.entries))
+    journal.clear()
+    assert journal.outcome_counts() == {}
 
 
 def test_tickets_from_before_a_clear_change_nothing_after_it() -> None:
