@@ -12,6 +12,7 @@ import pytest
 from tools.bench.core import Result
 from tools.bench.load import (
     MEMORY_TARGET,
+    Journals,
     MemoryReadings,
     judge,
     judge_memory,
@@ -31,16 +32,21 @@ def loaded(requests: int = STREAMS) -> LoadStats:
     return LoadStats(clients=10, elapsed=10.0, requests=requests, ok=requests, chunks=requests)
 
 
-def result(memory: MemoryReadings) -> Result:
+def clean_journal() -> Journals:
+    return {"fake": {"requests": ENTRIES, "outcomes": {"completed": ENTRIES}}}
+
+
+def result(
+    memory: MemoryReadings, journals: tuple[Journals, Journals, Journals] | None = None
+) -> Result:
     """The whole load verdict for a clean run (no errors) with these memory readings."""
     job = LoadJob(ports={}, clients=10, seconds=10.0, words=4, chunk_delay=0.0)
-    journal = {"fake": {"requests": ENTRIES, "outcomes": {"completed": ENTRIES}}}
     return judge(
         cpus="not pinned",
         job=job,
         stats=loaded(),
         rounds=(loaded(), loaded()),
-        journal=journal,
+        journals=journals or (clean_journal(), clean_journal(), clean_journal()),
         memory=memory,
         server_cpu=1.0,
         others=None,
@@ -113,3 +119,16 @@ def test_readings_from_the_server_are_converted_from_kib() -> None:
     answers = [{"kib": kib, "source": "test source"} for kib in (1024, 2048, 3072, 4096)]
     memory = MemoryReadings.from_kib(answers)
     assert memory == MemoryReadings(1.0, 2.0, 3.0, 4.0, "test source")
+
+
+@pytest.mark.parametrize("load", [0, 1, 2])
+def test_a_request_left_unfinished_in_any_of_the_three_loads_fails_the_run(load: int) -> None:
+    journals = [clean_journal(), clean_journal(), clean_journal()]
+    journals[load] = {
+        "fake": {"requests": ENTRIES, "outcomes": {"completed": ENTRIES - 1, "cancelled": 1}}
+    }
+    outcome = result(readings(80.0, 200.0, 84.0, 84.0), (journals[0], journals[1], journals[2]))
+    check = next(c for c in outcome.checks if c.name == "every request completed on the server")
+    assert not check.ok
+    assert ("warm-up", "measured", "repeat")[load] in check.detail
+    assert outcome.status == "missed"

@@ -3,11 +3,13 @@
 The fakes get a fresh server process of their own (so its memory figures are not those of earlier
 benchmarks); the load generator runs in the client process. Sequence: an identical warm-up load
 (so buffers, arenas and caches exist before the first reading), reset, resident memory at start,
-the measured load, the fakes' journals read back (every request must have completed), resident
-memory before the reset, a reset (what the per-test fixture does) and memory again, then one more
-identical load and reset, and memory a last time (a leak keeps rising; the allocator plateaus).
-Errors and transcripts are checked in all three loads; throughput and latency are the measured
-one's.
+the measured load, resident memory before the reset, a reset (what the per-test fixture does) and
+memory again, then one more identical load and reset, and memory a last time (a leak keeps
+rising; the allocator plateaus). After every load, before its reset, the fakes' journals are read
+back (every request must have completed). Reading allocates (the journal folds its log into
+records), so it is done after each of the three loads alike: read after the measured load only,
+the allocator's high-water mark it leaves sat in that one reading and not the others. Errors and
+transcripts are checked in all three loads; throughput and latency are the measured one's.
 
 Memory is judged on comparable states only, each read after the per-test reset (journal and
 scripts cleared), i.e. what a test suite's server looks like between tests: the figure is RSS
@@ -37,6 +39,8 @@ from tools.bench.machine import busy_seconds
 from tools.bench.server_proc import ServerHandle, ServerPlan
 
 MEMORY_TARGET = Target("<=", 1.1)
+#: One load's journal summaries, per fake (see ``ServerHandle.journal``).
+Journals = dict[str, dict[str, Any]]
 _KEY = "load-server"
 
 #: How much RSS the repeat load may add over the measured one (both read after the per-test
@@ -156,6 +160,7 @@ def load_test(context: BenchContext) -> Outcome:
     )
     bound = job.seconds + job.timeout + 120.0
     warmed: LoadStats = context.run_job(job, timeout=bound)
+    warmed_journal = server.journal()
     server.reset()
     start = server.memory()
     cpu_before, machine_before, parent_before = server.cpu(), busy_seconds(), time.process_time()
@@ -173,6 +178,7 @@ def load_test(context: BenchContext) -> Outcome:
     # The same load once more: memory that keeps rising round after round (with the per-test
     # reset between rounds) is a leak; memory that plateaus is the allocator's high-water mark.
     again: LoadStats = context.run_job(job, timeout=bound)
+    again_journal = server.journal()
     server.reset()
     after_again = server.memory()
     context.release(_KEY)
@@ -181,7 +187,7 @@ def load_test(context: BenchContext) -> Outcome:
         job=job,
         stats=stats,
         rounds=(warmed, again),
-        journal=journal,
+        journals=(warmed_journal, journal, again_journal),
         memory=MemoryReadings.from_kib((start, before_reset, after_reset, after_again)),
         server_cpu=server_cpu,
         others=others,
@@ -194,16 +200,20 @@ def judge(
     job: LoadJob,
     stats: LoadStats,
     rounds: tuple[LoadStats, LoadStats],
-    journal: dict[str, dict[str, Any]],
+    journals: tuple[Journals, Journals, Journals],
     memory: MemoryReadings,
     server_cpu: float,
     others: float | None,
 ) -> Result:
-    """The load test's result from its measurements (``cpus`` describes the CPU pinning)."""
+    """The load test's result from its measurements (``cpus`` describes the CPU pinning).
+
+    ``journals`` are the fakes' journal summaries after the warm-up, measured and repeat loads.
+    """
     warm_up, again = rounds
-    entries = sum(int(summary["requests"]) for summary in journal.values())
+    entries = sum(int(summary["requests"]) for summary in journals[1].values())
     incomplete = {
-        name: summary["outcomes"]
+        f"{load} load, {name}": summary["outcomes"]
+        for load, journal in zip(("warm-up", "measured", "repeat"), journals, strict=True)
         for name, summary in journal.items()
         if set(summary["outcomes"]) - {"completed"}
     }
@@ -231,7 +241,7 @@ def judge(
         Check(
             "every request completed on the server",
             not incomplete,
-            "all completed" if not incomplete else f"outcomes: {incomplete}",
+            "all completed, in all three loads" if not incomplete else f"outcomes: {incomplete}",
         ),
         verdict.plateau,
     )
