@@ -35,10 +35,9 @@ from cassettes.scrub_policy import (
     ALWAYS_SECRET_HEADERS,
     DEFAULT_POLICY,
     SCRUBBED,
-    SECRET_VALUE_HINT,
-    SECRET_VALUE_HINT_TEXT,
     SECRET_VALUE_PATTERNS,
     ScrubPolicy,
+    shows_secret_hint,
 )
 
 _MIN_ECHO = 6  # shorter values are replaced where found, but not hunted elsewhere
@@ -122,6 +121,8 @@ class _Scrubber:
         return replace(response, reason=reason, headers=headers, body=body, chunks=chunks)
 
     def headers(self, headers: Headers) -> Headers:
+        if not self.may_hold_secrets(headers):
+            return headers  # the common case, checked at a fraction of the cost of the loop
         result: Headers = {}
         for name, values in headers.items():
             if self.policy.is_secret_name(name):
@@ -130,6 +131,17 @@ class _Scrubber:
             else:
                 result[name] = [self.text(value) for value in values]
         return result
+
+    def may_hold_secrets(self, headers: Headers) -> bool:
+        """False when :meth:`headers` would change nothing and find nothing: no secret name,
+        and no value shows a secret's hint (one search over all values at once)."""
+        if any(map(self.policy.is_secret_name, headers)):
+            return True
+        if not self.policy.scrub_values:
+            return False
+        return shows_secret_hint(
+            "\n".join(value for listed in headers.values() for value in listed)
+        )
 
     def remember_header(self, values: Iterable[str]) -> None:
         for value in values:
@@ -163,14 +175,14 @@ class _Scrubber:
         return "&".join(parts)
 
     def text(self, text: str) -> str:
-        if not (self.policy.scrub_values and SECRET_VALUE_HINT_TEXT.search(text)):
+        if not (self.policy.scrub_values and shows_secret_hint(text)):
             return text
         data = text.encode("utf-8", "surrogatepass")
         edits = self.pattern_edits(data)
         return apply_edits(data, (), edits)[0].decode("utf-8", "surrogatepass") if edits else text
 
     def pattern_edits(self, data: bytes) -> list[Edit]:
-        if not (self.policy.scrub_values and SECRET_VALUE_HINT.search(data)):
+        if not (self.policy.scrub_values and shows_secret_hint(data)):
             return []
         edits = []
         for _, pattern in SECRET_VALUE_PATTERNS:
@@ -183,16 +195,21 @@ class _Scrubber:
 
     def body(self, body: bytes, chunks: Sequence[Chunk]) -> tuple[bytes, tuple[Chunk, ...]]:
         edits: list[Edit] = []
+        # A JSON string can only hold a secret-looking value if the body's bytes show its hint
+        # or hide one behind a \u escape; without either, no string needs a closer look.
+        values = self.policy.scrub_values and (shows_secret_hint(body) or b"\\u" in body)
         for start, end, document in json_documents(body):
-            edits.extend(self.json_edits(body, start, end, document))
+            edits.extend(self.json_edits(body, start, end, document, values=values))
         taken = list(edits)
         edits.extend(e for e in self.pattern_edits(body) if not _overlaps(e, taken))
         body, chunk_tuple = apply_edits(body, chunks, without_overlaps(edits))
         return apply_edits(body, chunk_tuple, self.echo_edits(body))
 
-    def json_edits(self, body: bytes, start: int, end: int, document: Any) -> list[Edit]:
+    def json_edits(
+        self, body: bytes, start: int, end: int, document: Any, *, values: bool = True
+    ) -> list[Edit]:
         changes: dict[str, str] = {}
-        scrubbed = self.json(document, changes, secret=False)
+        scrubbed = self.json(document, changes, secret=False, values=values)
         if not changes:
             return []
         # Replace just the changed strings, so everything else keeps its exact bytes; if that
@@ -210,23 +227,27 @@ class _Scrubber:
         separators = (", ", ": ") if b'": ' in body[start:end] else (",", ":")
         return [(start, end, json.dumps(scrubbed, separators=separators).encode())]
 
-    def json(self, value: Any, changes: dict[str, str], *, secret: bool) -> Any:
+    def json(self, value: Any, changes: dict[str, str], *, secret: bool, values: bool) -> Any:
+        """``value`` scrubbed; ``values=False`` skips looking for secret-looking strings."""
         if isinstance(value, str):
             if secret and value:
                 self.found.add(value)
                 new = self.policy.replacement
-            else:
+            elif values:
                 new = self.text(value)
+            else:
+                return value
             if new != value:
                 changes[value] = new
             return new
         if isinstance(value, dict):
+            is_secret_name = self.policy.is_secret_name
             return {
-                key: self.json(item, changes, secret=secret or self.policy.is_secret_name(key))
+                key: self.json(item, changes, secret=secret or is_secret_name(key), values=values)
                 for key, item in value.items()
             }
         if isinstance(value, list):
-            return [self.json(item, changes, secret=secret) for item in value]
+            return [self.json(item, changes, secret=secret, values=values) for item in value]
         return value
 
     def echo_forms(self) -> set[bytes]:

@@ -37,9 +37,19 @@ SECRET_VALUE_PATTERNS: tuple[tuple[str, re.Pattern[bytes]], ...] = (
     ("sk-key", re.compile(rb"(?<![A-Za-z0-9])(?P<secret>sk-[A-Za-z0-9_-]{16,})")),
     ("jwt", re.compile(rb"(?P<secret>eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+)")),
 )
-#: Every secret-looking value contains one of these; text without them needs no closer look.
-SECRET_VALUE_HINT = re.compile(rb"(?i:bearer)|sk-|eyJ")
-SECRET_VALUE_HINT_TEXT = re.compile(r"(?i:bearer)|sk-|eyJ")
+
+
+def shows_secret_hint(data: str | bytes) -> bool:
+    """Whether ``data`` contains what every secret-looking value contains ("bearer" in any case,
+    "sk-" or "eyJ"); data without it needs no closer look.
+
+    Plain substring searches, not one case-insensitive regex: a regex alternation cannot skip
+    ahead and tries every position (7.5 µs on 550 characters of headers against 1.1 µs), and
+    this runs on every header block and body the replay index keys.
+    """
+    if isinstance(data, str):
+        return "sk-" in data or "eyJ" in data or "bearer" in data.lower()
+    return b"sk-" in data or b"eyJ" in data or b"bearer" in data.lower()
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,25 @@ def test_an_unusually_escaped_secret_is_caught_by_rewriting_the_document() -> No
     assert b"ass-word-123" not in body
 
 
+def test_a_secret_looking_value_behind_unicode_escapes_is_still_found() -> None:
+    # No "sk-" in the bytes, only in the decoded string: the cheap byte check must not skip it.
+    secret = "sk-abcdefghijklmnop1234"
+    escaped = "".join(f"\\u{ord(c):04x}" for c in secret[:3]) + secret[3:]
+    request = RecordedRequest("POST", URL, {}, f'{{"note": "{escaped}", "n": 1}}'.encode())
+    body = scrub_request(request).body or b""
+    assert json.loads(body) == {"note": SCRUBBED, "n": 1}
+
+
+@pytest.mark.parametrize("value", ["BeArEr abcdefgh12345678", "x sk-abcdefghijklmnop1234 y"])
+def test_secret_looking_header_values_are_found_in_any_header_of_a_block(value: str) -> None:
+    # The quick "anything to scrub?" check looks at all values at once; the secret may be last.
+    headers = {"Accept": ["*/*"], "User-Agent": ["Mozilla/5.0"], "X-Trace": ["a", value]}
+    scrubbed = scrub_request(RecordedRequest("GET", URL, headers)).headers
+    assert scrubbed["X-Trace"][0] == "a"
+    assert SCRUBBED in scrubbed["X-Trace"][1]
+    assert scrubbed["Accept"] == ["*/*"]
+
+
 def test_nothing_to_scrub_returns_the_very_same_objects() -> None:
     request = RecordedRequest(
         "POST", f"{URL}/api?x=1", {"Accept": ["*/*"]}, b'{"key": "", "max_tokens": 4000}'
