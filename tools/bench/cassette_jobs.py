@@ -74,7 +74,7 @@ class ReplayPassJob:
     async def execute(self) -> Timing:
         every = client.cached_calls(self.path)
         chosen = [every[index] for index in self.indices]
-        with requests.Session() as session:
+        with client.loopback_session() as session:
             if self.target == VCRPY:
                 with client.vcr_context(self.path, self.match_on):
                     clock = _Clock()
@@ -197,7 +197,7 @@ class FirstByteJob:
     async def execute(self) -> FirstBytes:
         call, seconds, first = self.call, [], b""
         headers = dict(call.headers)
-        with requests.Session() as session:
+        with client.loopback_session() as session:
             for number in range(self.count):
                 started = time.perf_counter()
                 with session.request(

@@ -215,8 +215,9 @@ def _method_notes(size: int, config: CassetteSettings, wanted: int) -> tuple[str
     return (
         f"cassette: {size:,} distinct CodeLinkAva POSTs (distinct prompts), SSE answers of 7 to "
         "16 recorded chunks, written by yamlio.save; both sides read the same file",
-        "client: one requests.Session (keep-alive) in the client process, POST each recorded "
-        "request, read the body with iter_content(4096), check status and bytes; ours: the "
+        "client: one requests.Session (keep-alive, trust_env off: no per-request reading of "
+        "proxy variables and ~/.netrc) in the client process, POST each recorded request, read "
+        "the body with iter_content(4096), check status and bytes; ours: the "
         "ReplayServer (speed 0) in its own process over loopback HTTP; vcrpy: in-process, "
         "its patched connection answers without a socket (vcrpy scans the cassette twice per "
         "request: can_play_response_for, then play_response)",
