@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
 
 SCRUBBED = "<scrubbed>"
 #: Headers that are secrets whatever the heuristics say.
@@ -66,14 +65,25 @@ class ScrubPolicy:
         """A policy adding ``names`` and exempting ``keep``."""
         return cls(frozenset(n.lower() for n in names), frozenset(k.lower() for k in keep))
 
+    # Names repeat endlessly (the same headers and fields in every request), and the replay
+    # index asks about each of them on every lookup: answers are remembered per policy, in a
+    # plain dict (a third of the cost of an lru_cache call), up to a bound against a client
+    # that sends endless distinct names.
+    _known: dict[str, bool] = field(default_factory=dict, init=False, repr=False, compare=False)
+
     def is_secret_name(self, name: str) -> bool:
         """Whether a header, query parameter or JSON field of this name holds a secret."""
-        return _is_secret_name(self.extra_names, self.keep_names, name)
+        known = self._known.get(name)
+        if known is None:
+            known = _is_secret_name(self.extra_names, self.keep_names, name)
+            if len(self._known) < _NAMES_KEPT:
+                self._known[name] = known
+        return known
 
 
-# Names repeat endlessly (the same headers and fields in every request), and the replay index
-# asks for every lookup; remembering the answers keeps scrubbing off the lookup's cost.
-@lru_cache(maxsize=8192)
+_NAMES_KEPT = 8192
+
+
 def _is_secret_name(extra: frozenset[str], keep: frozenset[str], name: str) -> bool:
     lowered = name.lower()
     if lowered in keep:

@@ -30,6 +30,7 @@ from cassettes.scrub import (
     DEFAULT_POLICY,
     SCRUBBED,
     ScrubPolicy,
+    _Scrubber,
     scrub_interaction,
     scrub_request,
     scrub_response,
@@ -124,6 +125,70 @@ def test_scrubbing_twice_changes_nothing_more(planted: tuple[Interaction, list[s
     once = scrub_interaction(planted[0])
     assert scrub_interaction(once) == once
     assert scrub_request(planted[0].request) == once.request
+
+
+# Names either side of the secret-name heuristic, and values with and without a secret's hint
+# (in any case, %-encoded, behind \u escapes), for requests near the edge of "anything to scrub?".
+_NAMES = ("Accept", "X-Trace", "token_type", "api_key", "Cookie", "q", "note")
+_VALUES = (
+    "plain", "", "BeArEr abcdefgh12345678", "sk-abcdefghijklmnop1234", "%73k-abcdefghijklmnop1",
+    "eyJabcdefghij.eyJabcdefghij.sig", "x@y", "a+b", "\\u0073k-abcdefghijklmnop1234",
+)  # fmt: skip
+
+
+def _json_body(document: object) -> bytes:
+    return json.dumps(document).replace("\\\\u", "\\u").encode()  # keep the \u escapes live
+
+
+def _one_ingredient_requests() -> list[RecordedRequest]:
+    """A clean request with one name = value placed in each part a scrub looks at."""
+    made = []
+    for name in _NAMES:
+        for value in _VALUES:
+            pair = f"{name}={value}"
+            form = {"Content-Type": ["application/x-www-form-urlencoded"]}
+            made += [
+                RecordedRequest("POST", f"{URL}/api", {name: [value]}, b'{"a": "b"}'),
+                RecordedRequest("POST", f"{URL}/api?x=1&{pair}", {}, b""),
+                RecordedRequest("POST", f"{URL}/api#{pair}", {}, None),
+                RecordedRequest("POST", f"{URL}/api", {}, _json_body({"a": 1, name: value})),
+                RecordedRequest("POST", f"{URL}/api", {}, _json_body({"m": [{name: value}]})),
+                RecordedRequest("POST", f"{URL}/api", {}, b"data: " + _json_body({name: value})),
+                RecordedRequest("POST", f"{URL}/api", form, f"x=1&{pair}".encode()),
+            ]
+    return made
+
+
+@st.composite
+def _mixed_requests(draw: st.DrawFn) -> RecordedRequest:
+    """Several ingredients at once, anywhere."""
+    names, values = st.sampled_from(_NAMES), st.sampled_from(_VALUES)
+    headers = {draw(names): [draw(values)] for _ in range(draw(st.integers(0, 2)))}
+    query = "&".join(f"{draw(names)}={draw(values)}" for _ in range(draw(st.integers(0, 2))))
+    fields = {draw(names): draw(values) for _ in range(draw(st.integers(0, 3)))}
+    body = _json_body(draw(st.sampled_from([fields, {"outer": [fields]}, [fields]])))
+    return RecordedRequest("POST", f"{URL}/api?{query}", headers, body)
+
+
+def _quick_check_agrees(request: RecordedRequest) -> bool:
+    """The quick check's answer, after checking it never skips work the full pass would do."""
+    quick = _Scrubber(DEFAULT_POLICY).nothing_to_find(request)
+    if quick:
+        assert _Scrubber(DEFAULT_POLICY).request_in_full(request) == request, request
+    return quick
+
+
+def test_the_quick_nothing_to_find_check_never_skips_a_secret_wherever_it_is_placed() -> None:
+    answers = [_quick_check_agrees(request) for request in _one_ingredient_requests()]
+    # Not vacuous: most clean placements are settled quickly, the rest go to the full pass.
+    assert 0.2 < sum(answers) / len(answers) < 0.8
+
+
+@given(request=_mixed_requests())
+def test_the_quick_check_never_skips_a_secret_among_several_ingredients(
+    request: RecordedRequest,
+) -> None:
+    _quick_check_agrees(request)
 
 
 SECRET_NAMES = ["Authorization", "Cookie", "set-cookie", "X-API-Key", "apiKey", "access_token"]
