@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from cassettes.model import RecordedRequest
 from cassettes.scrub import DEFAULT_POLICY, ScrubPolicy, scrub_request
@@ -40,14 +40,17 @@ def method_part(request: RecordedRequest) -> str:
     return request.method.upper()
 
 
-def path_part(request: RecordedRequest) -> str:
-    """The path exactly as sent, ``/`` when empty."""
-    return urlsplit(request.uri).path or "/"
+def path_part(request: RecordedRequest, split: SplitResult | None = None) -> str:
+    """The path exactly as sent, ``/`` when empty (``split``: the URI already split)."""
+    return (split or urlsplit(request.uri)).path or "/"
 
 
-def query_part(request: RecordedRequest) -> tuple[tuple[str, str], ...]:
+def query_part(
+    request: RecordedRequest, split: SplitResult | None = None
+) -> tuple[tuple[str, str], ...]:
     """The query as decoded (name, value) pairs in sorted order, blank values kept."""
-    return tuple(sorted(parse_qsl(urlsplit(request.uri).query, keep_blank_values=True)))
+    query = (split or urlsplit(request.uri)).query
+    return tuple(sorted(parse_qsl(query, keep_blank_values=True))) if query else ()
 
 
 def json_body(request: RecordedRequest) -> Hashable:
@@ -82,11 +85,11 @@ class BodyNormalisers:
             raise ValueError("register a body normaliser for a path, a host or both")
         self._by_place[(host.lower() if host else None, path)] = normaliser
 
-    def for_request(self, request: RecordedRequest) -> Normaliser:
-        """The normaliser that applies to ``request``."""
+    def for_request(self, request: RecordedRequest, split: SplitResult | None = None) -> Normaliser:
+        """The normaliser that applies to ``request`` (``split``: its URI already split)."""
         if not self._by_place:
             return self.default
-        parts = urlsplit(request.uri)
+        parts = split or urlsplit(request.uri)
         host, path = (parts.hostname or "").lower(), parts.path or "/"
         for place in ((host, path), (None, path), (host, None)):
             found = self._by_place.get(place)
@@ -151,22 +154,23 @@ class Matcher:
         """The parts of ``request`` for every matcher in use, in ``match_on`` order."""
         if self.scrub is not None:
             request = scrub_request(request, self.scrub)
-        return tuple(self._part(name, request) for name in self.match_on)
+        split = urlsplit(request.uri)  # once for every part that needs it
+        return tuple([self._part(name, request, split) for name in self.match_on])
 
     def part(self, name: str, request: RecordedRequest) -> Hashable:
         """One matcher's part of ``request`` (scrubbed first, like :meth:`key`)."""
         if self.scrub is not None:
             request = scrub_request(request, self.scrub)
-        return self._part(name, request)
+        return self._part(name, request, urlsplit(request.uri))
 
-    def _part(self, name: str, request: RecordedRequest) -> Hashable:
+    def _part(self, name: str, request: RecordedRequest, split: SplitResult) -> Hashable:
         if name == "method":
             return method_part(request)
         if name == "path":
-            return path_part(request)
+            return path_part(request, split)
         if name == "query":
-            return query_part(request)
-        return self.normalisers(request)
+            return query_part(request, split)
+        return self.normalisers.for_request(request, split)(request)
 
     def differences(self, recorded: RequestKey, requested: RequestKey) -> tuple[Difference, ...]:
         """The matchers whose parts differ between two keys."""

@@ -122,7 +122,8 @@ class _Scrubber:
             return True
         if policy.scrub_values and (shows_secret_hint(body) or b"\\u" in body):
             return False
-        if "form-urlencoded" in (request.header("content-type") or "").lower():
+        # A form body (pairs() in the full pass) names its fields with "=".
+        if b"=" in body and "form-urlencoded" in (request.header("content-type") or "").lower():
             return False
         return not any(self.names_a_secret(document) for _, _, document in json_documents(body))
 
