@@ -143,16 +143,17 @@ class _Handler:
         try:
             await _play(request, response, playable, replayer.speed, started)
         finally:
-            event = ReplayEvent(
-                number,
-                request.method,
-                request.raw_path,
-                response.status,
-                len(playable.pieces),
-                playable.size,
-                _ms_since(started),
-            )
-            replayer.emit(event)
+            if replayer.on_event is not None:  # nobody listening: no event to build
+                event = ReplayEvent(
+                    number,
+                    request.method,
+                    request.raw_path,
+                    response.status,
+                    len(playable.pieces),
+                    playable.size,
+                    _ms_since(started),
+                )
+                replayer.emit(event)
         # aiohttp calls prepare() and write_eof() on what a handler returns: both do nothing on
         # this response, which has already been sent.
         return response
