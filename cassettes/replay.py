@@ -32,7 +32,7 @@ from cassettes.getgpt_matcher import tapedeck_matcher
 from cassettes.index import InteractionIndex
 from cassettes.matchers import Candidate, Matcher
 from cassettes.model import Cassette, Headers, Interaction, RecordedRequest
-from cassettes.replay_http import MISS_STATUS, Playable, ReplayEvent, make_app
+from cassettes.replay_http import HANDLER_ARGS, MISS_STATUS, Playable, ReplayEvent, make_handler
 from fake_upstreams.lifecycle import AppServer, Lifecycle
 from providers.errors import NoMatchingInteractionError
 
@@ -157,7 +157,11 @@ class ReplayServer(Lifecycle):
             on_event=on_event,
         )
         self._server = AppServer(
-            make_app(self.replayer), host=host, port=port, label="the replay server"
+            make_handler(self.replayer),
+            host=host,
+            port=port,
+            label="the replay server",
+            handler_args=HANDLER_ARGS,
         )
 
     # -- what tests look at ----------------------------------------------------------------

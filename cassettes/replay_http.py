@@ -1,6 +1,6 @@
 """The replay server's HTTP side: turn a request into a lookup, and a recording into bytes.
 
-One aiohttp route takes every method and path. The request becomes a
+One handler takes every method and path (on aiohttp's low-level server). The request becomes a
 :class:`~cassettes.model.RecordedRequest`, the :class:`~cassettes.replay.Replayer` finds its
 interaction in constant time, and the recorded response goes back with its status, reason and
 headers, and its body cut exactly where it was recorded: one ``StreamResponse.write`` per
@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -117,18 +118,26 @@ class ReplayEvent:
         )
 
 
-def make_app(replayer: Replayer) -> web.Application:
-    """An aiohttp app answering every method and path from ``replayer``."""
-    app = web.Application(handler_args={"max_field_size": 65536})
-    app.router.add_route("*", "/{tail:.*}", _Handler(replayer).handle)
-    return app
+#: aiohttp's request-handler options for the replay server: recorded header values can be
+#: longer than aiohttp's 8 KiB default.
+HANDLER_ARGS = {"max_field_size": 65536}
+
+
+def make_handler(replayer: Replayer) -> Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]:
+    """The one request handler answering every method and path from ``replayer``.
+
+    Served on aiohttp's low-level server (no Application): with a single handler for
+    everything, the router, match info and middleware chain would be work on every request
+    that decides nothing.
+    """
+    return _Handler(replayer).handle
 
 
 class _Handler:
     def __init__(self, replayer: Replayer) -> None:
         self.replayer = replayer
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
         replayer = self.replayer
         body = await request.read()
@@ -160,7 +169,7 @@ class _Handler:
 
     def _answer_miss(
         self,
-        request: web.Request,
+        request: web.BaseRequest,
         recorded: RecordedRequest,
         error: NoMatchingInteractionError,
         started: float,
@@ -178,7 +187,7 @@ class _Handler:
         return response
 
 
-def _response_for(number: int, playable: Playable, request: web.Request) -> web.StreamResponse:
+def _response_for(number: int, playable: Playable, request: web.BaseRequest) -> web.StreamResponse:
     response = web.StreamResponse(
         status=playable.status, reason=playable.reason, headers=CIMultiDict(playable.headers)
     )
@@ -193,7 +202,7 @@ def _response_for(number: int, playable: Playable, request: web.Request) -> web.
 
 
 async def _play(
-    request: web.Request,
+    request: web.BaseRequest,
     response: web.StreamResponse,
     playable: Playable,
     speed: float,

@@ -10,6 +10,9 @@ Everything that serves an app here goes through this module: the fakes
 (:class:`~fake_upstreams.server.FakeServer`), the replay server and the recording proxy. It knows
 nothing of what the app does, so the cassettes can use it without the fakes' codecs.
 
+An app is a ``web.Application``, or a single request handler, served on aiohttp's low-level
+server: no router, no middlewares, for a server that answers every method and path the same way.
+
 Port 0 (the default) binds an ephemeral port; :attr:`AppServer.port` reads the real one back.
 Shutdown gives in-flight replies at most ``shutdown_timeout`` seconds.
 """
@@ -20,13 +23,15 @@ import asyncio
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
 _T = TypeVar("_T")
+#: A request handler that answers every request of a low-level server.
+RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 _START_TIMEOUT = 30.0
 
 
@@ -113,13 +118,16 @@ class Lifecycle(AsyncLifecycle):
 class AppServer(Lifecycle):
     """One aiohttp app served on ``host:port``; a context manager, sync or async.
 
-    ``handler_cancellation`` cancels a handler whose client hung up (aiohttp's option of that
-    name); ``label`` names the server in the errors of a wrong start or stop.
+    ``app`` is a ``web.Application`` or one request handler for everything (see the module
+    docstring); ``handler_args`` are aiohttp's request-handler options for the latter (an
+    Application carries its own). ``handler_cancellation`` cancels a handler whose client hung
+    up (aiohttp's option of that name); ``label`` names the server in the errors of a wrong
+    start or stop.
     """
 
     def __init__(
         self,
-        app: web.Application,
+        app: web.Application | RequestHandler,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -127,15 +135,17 @@ class AppServer(Lifecycle):
         access_log: logging.Logger | None = None,
         handler_cancellation: bool = True,
         label: str = "the server",
+        handler_args: Mapping[str, Any] | None = None,
     ) -> None:
         self.app = app
+        self._handler_args = dict(handler_args or {})
         self.host = host
         self._requested_port = port
         self._shutdown_timeout = shutdown_timeout
         self._access_log = access_log
         self._handler_cancellation = handler_cancellation
         self._label = label
-        self._runner: web.AppRunner | None = None
+        self._runner: web.BaseRunner | None = None
         self._port: int | None = None
 
     @property
@@ -155,13 +165,23 @@ class AppServer(Lifecycle):
         """Bind and start serving in the running loop (``OSError`` if the port is taken)."""
         if self._runner is not None:
             raise RuntimeError(f"{self._label} is already running")
-        runner = web.AppRunner(
-            self.app,
-            handle_signals=False,
-            handler_cancellation=self._handler_cancellation,
-            shutdown_timeout=self._shutdown_timeout,
-            access_log=self._access_log,
-        )
+        runner: web.BaseRunner
+        if isinstance(self.app, web.Application):
+            runner = web.AppRunner(
+                self.app,
+                handle_signals=False,
+                handler_cancellation=self._handler_cancellation,
+                shutdown_timeout=self._shutdown_timeout,
+                access_log=self._access_log,
+            )
+        else:
+            low_level = web.Server(
+                self.app,
+                handler_cancellation=self._handler_cancellation,
+                access_log=self._access_log,
+                **self._handler_args,
+            )
+            runner = web.ServerRunner(low_level, shutdown_timeout=self._shutdown_timeout)
         await runner.setup()
         try:
             await web.TCPSite(runner, self.host, self._requested_port).start()

@@ -28,6 +28,8 @@ from providers.wire.common import UpstreamCodec
 class FakeServer(AppServer):
     """One aiohttp app served on ``host:port``; a context manager, sync or async."""
 
+    app: web.Application  # a fake is always an Application: its state lives in it
+
     def __init__(
         self,
         app: web.Application,

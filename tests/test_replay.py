@@ -127,6 +127,17 @@ def test_head_204_and_http10_clients_get_well_formed_answers() -> None:
     assert answer.endswith(b"\r\n\r\nabcdef")
 
 
+def test_header_values_longer_than_aiohttps_default_limit_are_accepted() -> None:
+    # Browser-like clients send long headers (cookies, client hints); aiohttp refuses a field
+    # over 8 KiB unless told otherwise, which would make such a recording unreplayable.
+    long_value = "v" * 20_000
+    recorded = RecordedRequest("GET", ORIGIN + "/x", {"X-Long": [long_value]})
+    cassette = Cassette((Interaction(recorded, streamed(b"ok", [2])),))
+    with ReplayServer(cassette) as server:
+        reply = requests.get(server.url + "/x", headers={"X-Long": long_value}, timeout=5)
+    assert (reply.status_code, reply.content) == (200, b"ok")
+
+
 def test_each_interaction_plays_once_in_order_and_unplayed_ones_are_listed(
     cassette: Cassette,
 ) -> None:
