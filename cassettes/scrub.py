@@ -120,7 +120,7 @@ class _Scrubber:
         body = request.body
         if not body:
             return True
-        if policy.scrub_values and (shows_secret_hint(body) or b"\\u" in body):
+        if self.strings_may_look_secret(body):
             return False
         # A form body (pairs() in the full pass) names its fields with "=".
         if b"=" in body and "form-urlencoded" in (request.header("content-type") or "").lower():
@@ -229,15 +229,18 @@ class _Scrubber:
 
     def body(self, body: bytes, chunks: Sequence[Chunk]) -> tuple[bytes, tuple[Chunk, ...]]:
         edits: list[Edit] = []
-        # A JSON string can only hold a secret-looking value if the body's bytes show its hint
-        # or hide one behind a \u escape; without either, no string needs a closer look.
-        values = self.policy.scrub_values and (shows_secret_hint(body) or b"\\u" in body)
+        values = self.strings_may_look_secret(body)
         for start, end, document in json_documents(body):
             edits.extend(self.json_edits(body, start, end, document, values=values))
         taken = list(edits)
         edits.extend(e for e in self.pattern_edits(body) if not _overlaps(e, taken))
         body, chunk_tuple = apply_edits(body, chunks, without_overlaps(edits))
         return apply_edits(body, chunk_tuple, self.echo_edits(body))
+
+    def strings_may_look_secret(self, body: bytes) -> bool:
+        """Whether a JSON string in ``body`` could hold a secret-looking value: only when the
+        bytes show a secret's hint or could hide one behind a ``\\u`` escape."""
+        return self.policy.scrub_values and (shows_secret_hint(body) or b"\\u" in body)
 
     def json_edits(
         self, body: bytes, start: int, end: int, document: Any, *, values: bool = True

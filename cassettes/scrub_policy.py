@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 SCRUBBED = "<scrubbed>"
+#: How many secret-name answers a policy remembers (a bound against endless distinct names).
+_NAMES_KEPT = 8192
 #: Headers that are secrets whatever the heuristics say.
 ALWAYS_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 _SECRET_WORDS = frozenset(
@@ -79,9 +81,6 @@ class ScrubPolicy:
             if len(self._known) < _NAMES_KEPT:
                 self._known[name] = known
         return known
-
-
-_NAMES_KEPT = 8192
 
 
 def _is_secret_name(extra: frozenset[str], keep: frozenset[str], name: str) -> bool:
