@@ -4,7 +4,11 @@ aiohttp facts this module relies on (checked against aiohttp 3.14's ``http_write
 ``web_response.py``):
 
 - ``StreamResponse.prepare`` sends the status line and headers at once (only ``Response`` buffers
-  them to coalesce with a small body).
+  them to coalesce with a small body). A reply without a fault uses
+  :class:`~fake_upstreams.coalesced.HeadersWithFirstChunk`, whose headers leave in the first
+  chunk's send, and ends with ``write_eof(last_chunk)``, which puts the terminating chunk in the
+  last chunk's send: n chunks, n sends. A fault keeps the headers in a send of their own, since
+  it may stop right after them.
 - With chunked encoding, every ``StreamResponse.write(data)`` hands exactly one complete chunk
   (``<hex size>\\r\\n<data>\\r\\n``) to ``transport.write``; nothing is buffered or merged across
   calls, and it only waits (drain) when more than 64 KiB are queued behind a slow reader. The socket
@@ -47,6 +51,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 
+from fake_upstreams.coalesced import HeadersWithFirstChunk
 from fake_upstreams.specdict import SpecReader
 
 if TYPE_CHECKING:
@@ -154,9 +159,12 @@ def _close(request: web.BaseRequest, *, reset: bool = False) -> None:
     transport.abort()
 
 
-async def _prepare(request: web.BaseRequest, reply: PlannedReply) -> web.StreamResponse:
+async def _prepare(
+    request: web.BaseRequest, reply: PlannedReply, *, with_first_chunk: bool = False
+) -> web.StreamResponse:
     # StreamResponse copies the headers into its own CIMultiDict: no copy of ours needed.
-    response = web.StreamResponse(status=reply.status, headers=reply.headers)
+    kind = HeadersWithFirstChunk if with_first_chunk else web.StreamResponse
+    response = kind(status=reply.status, headers=reply.headers)
     if not reply.chunked:
         response.content_length = sum(len(chunk) for chunk in reply.chunks)
     elif request.version >= HttpVersion11:
@@ -171,19 +179,34 @@ async def _write_chunks(
     response: web.StreamResponse,
     reply: PlannedReply,
     limit: int | None = None,
+    *,
+    end: bool = False,
 ) -> bool:
-    """One ``write`` per planned chunk, at most ``limit`` body bytes; False if the client left."""
+    """One ``write`` per planned chunk, at most ``limit`` body bytes; False if the client left.
+
+    With ``end`` the body is ended as well, and the last chunk leaves in the same send as the
+    terminating zero chunk (``write_eof(last)``): nothing may happen between them, and each send
+    on loopback costs a system call and a wake-up of the reader. The framing is unchanged.
+    """
     if limit is None and not any(reply.delays):
         # The common case (no pacing, no cut), kept to a bare loop: per-chunk bookkeeping was a
         # measurable share of streaming many small SSE events. Same writes, same stop at an empty
         # chunk; a vanished client still surfaces as ConnectionError from ``write``.
         write = response.write
+        held = b""  # each chunk is written once the next one is known to exist
         for chunk in reply.chunks:
             if not chunk:
                 break
-            await write(chunk)
+            if held:
+                await write(held)
+            held = chunk
+        if end:
+            await response.write_eof(held)
+        elif held:
+            await write(held)
         return True
     sent = 0
+    last = len(reply.chunks) - 1
     for index, chunk in enumerate(reply.chunks):
         delay = reply.delays[index] if index < len(reply.delays) else 0.0
         if index and delay > 0 and not await pause(request, delay):
@@ -191,8 +214,13 @@ async def _write_chunks(
         piece = chunk if limit is None else chunk[: max(limit - sent, 0)]
         if not piece:
             break
+        if end and index == last:
+            await response.write_eof(piece)
+            return True
         await response.write(piece)
         sent += len(piece)
+    if end:
+        await response.write_eof()
     return True
 
 
@@ -213,11 +241,13 @@ async def send_reply(
         if fault is not None and fault.kind in ("reset-before-headers", "random-bytes"):
             _before_headers(request, fault)
             return web.StreamResponse(), f"fault:{fault.kind}"
-        response = await _prepare(request, reply)
+        # Without a fault nothing separates the headers from the first chunk (delays apply from
+        # the second chunk on), so they can share a send; a fault may stop or stall right after
+        # the headers, which must then already be out.
+        response = await _prepare(request, reply, with_first_chunk=fault is None)
         if fault is None:
-            if not await _write_chunks(request, response, reply):
+            if not await _write_chunks(request, response, reply, end=True):
                 return response, "client-disconnected"
-            await response.write_eof()
             return response, "completed"
         if not await _run_fault(request, response, reply, fault):
             return response, "client-disconnected"
@@ -247,10 +277,7 @@ async def _run_fault(
     if kind == "slow-drip":
         body = b"".join(reply.chunks)
         drip = reply.with_chunks([body[i : i + 1] for i in range(len(body))], fault.interval)
-        if not await _write_chunks(request, response, drip):
-            return False
-        await response.write_eof()
-        return True
+        return await _write_chunks(request, response, drip, end=True)
     if kind == "slow-close":
         if not await _write_chunks(request, response, reply):
             return False

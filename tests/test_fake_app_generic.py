@@ -32,6 +32,7 @@ from providers.wire.common import ChatRequest, Framing, ReceivedRequest
 from tests._dummy_codec import CODEC, DummyCodec
 from tests._rawclient import RawResponse, build_request, exchange
 from tests.aiohttp_chunks import aiohttp_chunks
+from tests.transport_writes import record_writes
 
 GOOD_HEADERS = (("Content-Type", "application/json"), ("X-Dummy", "yes"))
 BODY = json.dumps({"model": "dummy-1", "messages": [{"role": "user", "content": "héllo wörld"}]})
@@ -117,6 +118,41 @@ async def test_literal_boundaries_at_the_socket(fake: FakeServer) -> None:
     assert (await chat(fake)).chunks == [b"ab\xc3", b"\xa9cd"]
     fake.state.scripts.push(ResponseScript(raw=(b"one", b"two", b"three")))
     assert (await chat(fake)).chunks == [b"one", b"two", b"three"]
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.01], ids=["at-once", "paced"])
+async def test_a_reply_is_one_write_per_chunk_with_head_and_end_joined(
+    fake: FakeServer, monkeypatch: pytest.MonkeyPatch, delay: float
+) -> None:
+    # Nothing may happen between the head and the first chunk, or between the last chunk and
+    # the terminating one, so each pair shares a send; every other boundary is its own write.
+    writes = record_writes(monkeypatch)
+    fake.state.scripts.push(ResponseScript(raw=(b"one", b"two", b"three"), chunk_delay=delay))
+    reply = await chat(fake)
+    assert reply.chunks == [b"one", b"two", b"three"]
+    [sent] = writes.replies()
+    assert sent[0].startswith(b"HTTP/1.1 200 OK\r\n")
+    assert sent[0].endswith(b"\r\n\r\n3\r\none\r\n")
+    assert sent[1:] == [b"3\r\ntwo\r\n", b"5\r\nthree\r\n0\r\n\r\n"]
+    assert b"".join(sent) == reply.raw
+    fake.state.scripts.push(ResponseScript(raw=(b"alone",)))
+    await chat(fake)
+    alone = writes.replies()[1]
+    assert len(alone) == 1
+    assert alone[0].endswith(b"\r\n\r\n5\r\nalone\r\n0\r\n\r\n")
+
+
+async def test_a_fault_sends_the_head_on_its_own(
+    fake: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A fault may stop right after the head (here: stall, then close), so it must be out first.
+    writes = record_writes(monkeypatch)
+    fake.state.scripts.push(ResponseScript(fault=Fault("stall", seconds=0.05)))
+    reply = await chat(fake)
+    assert (reply.status, reply.chunks, reply.complete) == (200, [], False)
+    [sent] = writes.replies()
+    assert len(sent) == 1
+    assert sent[0].endswith(b"\r\n\r\n")
 
 
 async def test_boundaries_reach_an_aiohttp_client(fake: FakeServer) -> None:
