@@ -7,9 +7,7 @@ headers, and its body cut exactly where it was recorded: one ``StreamResponse.wr
 recorded chunk, each handed to the socket at once, with chunked transfer encoding so a client can
 see every boundary. With a speed factor ``F > 0`` each chunk waits until its recorded arrival
 offset divided by ``F`` (measured from the moment the request arrived); the headers leave with
-the first chunk, as they did when recorded, in the same send, and the terminating chunk in the
-last chunk's send (:class:`~fake_upstreams.coalesced.HeadersWithFirstChunk`). ``F = 0`` never
-sleeps.
+the first chunk, as they did when recorded. ``F = 0`` never sleeps.
 
 Framing follows the recording: a response recorded with ``Content-Length`` and without chunked
 transfer encoding is replayed with a ``Content-Length`` (of the body as stored, which scrubbing
@@ -36,7 +34,6 @@ from multidict import CIMultiDict
 
 from cassettes.matchers import Candidate
 from cassettes.model import RecordedRequest, RecordedResponse
-from fake_upstreams.coalesced import HeadersWithFirstChunk
 from providers.errors import NoMatchingInteractionError
 
 if TYPE_CHECKING:
@@ -191,7 +188,7 @@ class _Handler:
 
 
 def _response_for(number: int, playable: Playable, request: web.BaseRequest) -> web.StreamResponse:
-    response = HeadersWithFirstChunk(
+    response = web.StreamResponse(
         status=playable.status, reason=playable.reason, headers=CIMultiDict(playable.headers)
     )
     response.headers[INTERACTION_HEADER] = str(number)
@@ -211,22 +208,17 @@ async def _play(
     speed: float,
     started: float,
 ) -> None:
-    # The response holds its headers back until the first write (HeadersWithFirstChunk), so
-    # preparing it here sends nothing yet; the last piece leaves with the terminating chunk.
-    last = len(playable.pieces) - 1
     try:
-        await response.prepare(request)
-        for index, (piece, offset) in enumerate(
-            zip(playable.pieces, playable.offsets_s, strict=True)
-        ):
+        for piece, offset in zip(playable.pieces, playable.offsets_s, strict=True):
             if speed > 0:
                 delay = started + offset / speed - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            if index == last:
-                await response.write_eof(piece)
-                return
+            if not response.prepared:
+                await response.prepare(request)
             await response.write(piece)
+        if not response.prepared:
+            await response.prepare(request)
         await response.write_eof()
     except ConnectionResetError:
         pass  # the client hung up mid-reply; nothing is left to send it

@@ -4,9 +4,10 @@ aiohttp's ``StreamResponse.prepare`` hands the headers to the socket at once, so
 chunks costs n + 2 sends (headers, chunks, terminating chunk); each send on loopback also wakes
 the reader. Where nothing may happen between the headers and the first chunk (no pause, no
 fault), sending them together is the same reply on the wire, framing and chunk boundaries
-included, one system call and one wake-up of the reader cheaper. The fakes' replies and the
-replay server use it; both also end with ``write_eof(last_chunk)``, which puts the terminating
-chunk in the last chunk's send (public aiohttp API), so a reply of n chunks is n sends.
+included, one system call and one wake-up of the reader cheaper. The fakes' replies use it and
+end with ``write_eof(last_chunk)``, which puts the terminating chunk in the last chunk's send
+(public aiohttp API), so a reply of n chunks is n sends. (The replay server does not: there,
+A/B runs of ``tapedeck bench`` showed no gain, its client being the bottleneck.)
 
 aiohttp supports this itself: its ``Response`` buffers the headers to coalesce them with a small
 body, through the class attribute this subclass sets, and its writer sends buffered headers with

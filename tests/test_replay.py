@@ -27,7 +27,6 @@ from providers import GetGpt
 from providers.errors import NoMatchingInteractionError, UpstreamHTTPError
 from providers.wire import getgpt, signature
 from tests.aiohttp_chunks import aiohttp_chunks
-from tests.transport_writes import record_writes
 
 ORIGIN = "http://127.0.0.1:8103"
 SSE = 'data: {"choices":[{"delta":{"content":"h\u00e9"}}]}\n\ndata: [DONE]\n\n'.encode()
@@ -65,25 +64,6 @@ async def test_chunks_come_back_cut_where_they_were_recorded(cassette: Cassette)
     assert status == 200
     assert chunks == list(cassette.interactions[0].response.chunk_bytes())
     assert chunks[0].endswith(b"\xc3")  # the split character arrives split
-
-
-async def test_a_replay_is_one_write_per_chunk_with_head_and_end_joined(
-    cassette: Cassette, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The head leaves with the first chunk, as when recorded, and the terminating chunk with
-    # the last: one send per recorded chunk, and not one more.
-    writes = record_writes(monkeypatch)
-    async with ReplayServer(cassette) as server:
-        _, chunks = await aiohttp_chunks(server.url + "/api/chat", b'{"q": "one"}')
-        await aiohttp_chunks(server.url + "/api/chat", b'{"q": "two"}')
-    one, two = writes.replies()
-    assert len(one) == len(chunks) == 3
-    assert one[0].startswith(b"HTTP/1.1 200 OK\r\n")
-    assert one[0].endswith(b"\r\n\r\n%x\r\n%s\r\n" % (len(chunks[0]), chunks[0]))
-    assert one[1] == b"%x\r\n%s\r\n" % (len(chunks[1]), chunks[1])
-    assert one[2] == b"%x\r\n%s\r\n0\r\n\r\n" % (len(chunks[2]), chunks[2])
-    assert len(two) == 1
-    assert two[0].endswith(b"\r\n\r\n6\r\nsecond\r\n0\r\n\r\n")
 
 
 def test_requests_sees_the_same_chunks_over_chunked_transfer(cassette: Cassette) -> None:
