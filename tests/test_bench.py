@@ -51,6 +51,23 @@ CHUNKED = (
 )
 
 
+def test_a_result_of_samples_reports_each_sides_median_and_keeps_the_samples() -> None:
+    result = Result.of_samples(
+        iter([3.0, 1.0, 2.0]),
+        [40.0, 10.0, 30.0, 20.0],
+        name="n",
+        title="t",
+        unit="ms",
+        baseline_label="b",
+        target=Target(">=", 10),
+        ratio_kind="baseline/ours",
+    )
+    assert (result.ours, result.baseline) == (2.0, 25.0)
+    assert result.ours_samples == (3.0, 1.0, 2.0)
+    assert result.baseline_samples == (40.0, 10.0, 30.0, 20.0)
+    assert (result.ratio, result.status) == (12.5, "met")
+
+
 # -- the client: a measuring instrument must be right before it is fast -----------------------
 
 

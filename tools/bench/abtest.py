@@ -128,16 +128,14 @@ def summarise(
         _others(ours, base),
         *notes,
     ]
-    return Result(
+    return Result.of_samples(
+        ours_rates,
+        base_rates,
         name=name,
         title=title,
         unit=unit,
-        ours=median(ours_rates),
-        baseline=median(base_rates),
         baseline_label=baseline_label,
         target=target,
-        ours_samples=ours_rates,
-        baseline_samples=base_rates,
         checks=checks,
         notes=tuple(lines),
     )

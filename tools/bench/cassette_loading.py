@@ -64,17 +64,15 @@ def cassette_load(context: BenchContext) -> Outcome:
         context.run_job(ForgetJob(), _JOB_TIMEOUT)
     title, target = declared("cassette-load")
     ours_ms, vcrpy_ms = ms(ours), ms(vcrpy)
-    return Result(
+    return Result.of_samples(
+        ours_ms,
+        vcrpy_ms,
         name="cassette-load",
         title=title,
         unit="ms",
-        ours=median(ours_ms),
-        baseline=median(vcrpy_ms),
         baseline_label="vcrpy's loader, FilesystemPersister.load_cassette(path, "
         "serializer=yamlserializer), on the same file",
         target=target,
-        ours_samples=ours_ms,
-        baseline_samples=vcrpy_ms,
         notes=(
             f"file: the replay benchmarks' generated cassette of {config.large:,} interactions "
             "(CodeLinkAva POSTs, SSE answers with chunk plans), written by yamlio.save; ours: "

@@ -64,6 +64,38 @@ class Result:
     #: Extra lines for the report: server CPU per unit, who was the bottleneck, sizes.
     notes: tuple[str, ...] = ()
 
+    @classmethod
+    def of_samples(
+        cls,
+        ours_samples: Iterable[float],
+        baseline_samples: Iterable[float],
+        *,
+        name: str,
+        title: str,
+        unit: str,
+        baseline_label: str,
+        target: Target | None = None,
+        ratio_kind: RatioKind = "ours/baseline",
+        checks: tuple[Check, ...] = (),
+        notes: tuple[str, ...] = (),
+    ) -> Result:
+        """The usual result: each side's figure is the median of its samples, kept beside it."""
+        ours, base = tuple(ours_samples), tuple(baseline_samples)
+        return cls(
+            name,
+            title,
+            unit,
+            median(ours),
+            median(base),
+            baseline_label,
+            target,
+            ratio_kind,
+            ours,
+            base,
+            checks,
+            notes,
+        )
+
     @property
     def ratio(self) -> float:
         return ratio(self.ours, self.baseline, self.ratio_kind)

@@ -101,15 +101,13 @@ def session_fixture(context: BenchContext) -> Outcome:
         for which in ab_order(rep):
             samples, action = pair[which]
             samples.append(_timed(action) * 1000)
-    return Result(
+    return Result.of_samples(
+        ours,
+        base,
         name="fixture-session",
         title="Session fixture: start + stop the four fakes",
         unit="ms",
-        ours=median(ours),
-        baseline=median(base),
         baseline_label="four bare aiohttp servers started and stopped on a loop thread",
-        ours_samples=tuple(ours),
-        baseline_samples=tuple(base),
         notes=(f"run-to-run spread: ours {spread(ours):.0%}, baseline {spread(base):.0%}",),
     )
 
@@ -183,15 +181,13 @@ def per_test_fixture(context: BenchContext) -> Outcome:
             for which in ab_order(rep):
                 samples, module = pair[which]
                 samples.append(_pytest_seconds(directory, module) / count * 1e6)
-    return Result(
+    return Result.of_samples(
+        ours,
+        base,
         name="fixture-per-test",
         title="Per-test cost of the fake-server fixtures (pytest)",
         unit="µs/test",
-        ours=median(ours),
-        baseline=median(base),
         baseline_label="the same empty test without fixtures",
-        ours_samples=tuple(ours),
-        baseline_samples=tuple(base),
         notes=(
             f"{count} parametrised empty tests per run, each taking `fake_upstreams` (the session "
             "fleet, settled and reset before and after every test); timed inside pytest from "

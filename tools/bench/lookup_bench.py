@@ -48,18 +48,16 @@ def lookup(context: BenchContext) -> Outcome:
     ours_us, vcrpy_us, meter = figures[config.small]
     large_ours, large_vcrpy, _ = figures[config.large]
     title, target = declared("replay-lookup")
-    return Result(
+    return Result.of_samples(
+        ours_us,
+        vcrpy_us,
         name="replay-lookup",
         title=title,
         unit="µs/lookup",
-        ours=median(ours_us),
-        baseline=median(vcrpy_us),
         baseline_label=f"vcrpy's Cassette.play_response (match_on {', '.join(VCR_MATCH_ON)}) "
         f"on the same {config.small:,}-interaction cassette",
         target=target,
         ratio_kind="baseline/ours",
-        ours_samples=tuple(ours_us),
-        baseline_samples=tuple(vcrpy_us),
         notes=(
             "ours: Replayer(cassette).index.lookup(request), the request built as the replay "
             "server builds it (method, path, headers, body; key = method, path, query, "

@@ -118,17 +118,15 @@ def first_byte(context: BenchContext, name: str, latency_ms: float) -> Outcome:
     same = sides.bodies.get("proxy") == sides.bodies["direct"]
     title, target = declared(name)
     overhead = median(ours) - median(direct)
-    return Result(
+    return Result.of_samples(
+        ours,
+        direct,
         name=name,
         title=title,
         unit="ms",
-        ours=median(ours),
-        baseline=median(direct),
         baseline_label=f"the same requests straight to the upstream fake (first byte after "
         f"{latency_ms:g} ms)",
         target=target,
-        ours_samples=tuple(ours),
-        baseline_samples=tuple(direct),
         checks=(
             Check(
                 "same body through the proxy and direct",

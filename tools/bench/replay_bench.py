@@ -109,18 +109,16 @@ def replay(
     title, target = declared(name)
     floor = _floor_note(ours_runs, median(ours_ms), median(vcrpy_ms), target)
     replies = sum(t.count for t in ours_runs) + sum(t.count for t in vcrpy_runs)
-    return Result(
+    return Result.of_samples(
+        ours_ms,
+        vcrpy_ms,
         name=name,
         title=title,
         unit="ms/request",
-        ours=median(ours_ms),
-        baseline=median(vcrpy_ms),
         baseline_label=f"plain vcrpy (use_cassette, record_mode none, match_on "
         f"{', '.join(match_on)}), same client code, same file",
         target=target,
         ratio_kind="baseline/ours",
-        ours_samples=tuple(ours_ms),
-        baseline_samples=tuple(vcrpy_ms),
         checks=(
             Check(
                 "every reply equals the recording, both sides",
