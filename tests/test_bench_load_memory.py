@@ -7,6 +7,8 @@ repeat load must plateau within the noise tolerance. Every verdict is shown both
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from tools.bench.core import Result
@@ -132,3 +134,64 @@ def test_a_request_left_unfinished_in_any_of_the_three_loads_fails_the_run(load:
     assert not check.ok
     assert ("warm-up", "measured", "repeat")[load] in check.detail
     assert outcome.status == "missed"
+
+
+# Run B of session 5's notes: the measured reading dipped, the repeat one rose past the allowance.
+ROSE_ONCE = readings(92.4, 95.6, 90.6, 95.6)
+
+
+@pytest.mark.parametrize(
+    ("confirm", "plateaus"),
+    [
+        (95.0, True),  # a one-off step: the confirmation load does not rise again
+        (95.6 + 2.7, True),  # within the allowance of the repeat's reading
+        (95.6 + 2.8, False),  # rising again: a leak
+        (101.0, False),
+    ],
+)
+def test_a_repeat_that_rose_once_is_judged_by_a_confirmation_load(
+    confirm: float, plateaus: bool
+) -> None:
+    assert ROSE_ONCE.repeat_rose()
+    assert not judge_memory(ROSE_ONCE, entries=ENTRIES, repeat_streams=STREAMS).plateau.ok
+    memory = replace(ROSE_ONCE, after_confirm=confirm)
+    check = judge_memory(memory, entries=ENTRIES, repeat_streams=STREAMS).plateau
+    assert check.ok is plateaus
+    assert f"{confirm:.1f} MiB" in check.detail
+    assert ("not rising again" in check.detail) is plateaus
+    assert (result(memory).status == "met") is plateaus
+
+
+def test_a_repeat_within_the_allowance_needs_no_confirmation_load() -> None:
+    memory = readings(82.0, 95.0, 84.0, 85.0)
+    assert not memory.repeat_rose()
+    check = judge_memory(memory, entries=ENTRIES, repeat_streams=STREAMS).plateau
+    assert check.ok
+    assert "one more identical load" not in check.detail
+
+
+def test_the_confirmation_load_is_checked_like_the_others() -> None:
+    job = LoadJob(ports={}, clients=10, seconds=10.0, words=4, chunk_delay=0.0)
+    broken = LoadStats(clients=10, elapsed=10.0, requests=STREAMS, ok=STREAMS - 1, errors=1)
+    unfinished: Journals = {
+        "fake": {"requests": ENTRIES, "outcomes": {"completed": ENTRIES - 1, "cancelled": 1}}
+    }
+    outcome = judge(
+        cpus="not pinned",
+        job=job,
+        stats=loaded(),
+        rounds=(loaded(), loaded()),
+        journals=(clean_journal(), clean_journal(), clean_journal()),
+        memory=replace(ROSE_ONCE, after_confirm=95.0),
+        server_cpu=1.0,
+        others=None,
+        confirm=(broken, unfinished),
+    )
+    checks = {check.name: check for check in outcome.checks}
+    assert not checks["zero errors"].ok
+    assert "over the 4 loads" in checks["zero errors"].detail
+    assert not checks["every request completed on the server"].ok
+    assert "confirmation load" in checks["every request completed on the server"].detail
+    assert checks["memory plateaus over a repeat load"].ok
+    assert outcome.status == "missed"
+    assert any("confirmation 5000 streams" in note for note in outcome.notes)
