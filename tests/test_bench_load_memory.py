@@ -121,6 +121,8 @@ def test_readings_from_the_server_are_converted_from_kib() -> None:
     answers = [{"kib": kib, "source": "test source"} for kib in (1024, 2048, 3072, 4096)]
     memory = MemoryReadings.from_kib(answers)
     assert memory == MemoryReadings(1.0, 2.0, 3.0, 4.0, "test source")
+    confirmed = MemoryReadings.from_kib([*answers, {"kib": 5120, "source": "test source"}])
+    assert confirmed == replace(memory, after_confirm=5.0)
 
 
 @pytest.mark.parametrize("load", [0, 1, 2])

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from fake_upstreams.registry import FAKES
@@ -82,9 +82,14 @@ class MemoryReadings:
 
     @classmethod
     def from_kib(cls, readings: Sequence[dict[str, Any]]) -> MemoryReadings:
-        """From the server's ``memory()`` answers, in the order above."""
-        start, before_reset, after_reset, after_again = (int(r["kib"]) / 1024 for r in readings)
-        return cls(start, before_reset, after_reset, after_again, str(readings[0]["source"]))
+        """From the server's ``memory()`` answers, in the order above (four, or five with the
+        confirmation load's)."""
+        start, before_reset, after_reset, after_again, *confirm = (
+            int(reading["kib"]) / 1024 for reading in readings
+        )
+        source = str(readings[0]["source"])
+        after_confirm = confirm[0] if confirm else None
+        return cls(start, before_reset, after_reset, after_again, source, after_confirm)
 
     def repeat_rose(self) -> bool:
         """True if the repeat load raised RSS beyond the noise allowance."""
@@ -208,15 +213,15 @@ def load_test(context: BenchContext) -> Outcome:
     again: LoadStats = context.run_job(job, timeout=bound)
     again_journal = server.journal()
     server.reset()
-    after_again = server.memory()
-    memory = MemoryReadings.from_kib((start, before_reset, after_reset, after_again))
+    readings = [start, before_reset, after_reset, server.memory()]
+    memory = MemoryReadings.from_kib(readings)
     confirm: tuple[LoadStats, Journals] | None = None
     if memory.repeat_rose():
         # Rising once is what the allocator does when it keeps one more arena or heap region;
         # a leak rises again. Only then is the 10 s of one more round spent to tell them apart.
         confirm = context.run_job(job, timeout=bound), server.journal()
         server.reset()
-        memory = replace(memory, after_confirm=int(server.memory()["kib"]) / 1024)
+        memory = MemoryReadings.from_kib([*readings, server.memory()])
     context.release(_KEY)
     return judge(
         cpus=context.cpus.description,
@@ -250,8 +255,11 @@ def judge(
     """
     warm_up, again = rounds
     entries = sum(int(summary["requests"]) for summary in journals[1].values())
-    loads = [("warm-up", warm_up, journals[0]), ("measured", stats, journals[1])]
-    loads.append(("repeat", again, journals[2]))
+    loads = [
+        ("warm-up", warm_up, journals[0]),
+        ("measured", stats, journals[1]),
+        ("repeat", again, journals[2]),
+    ]
     if confirm is not None:
         loads.append(("confirmation", *confirm))
     incomplete = {
@@ -262,7 +270,6 @@ def judge(
     }
     every = tuple(run for _, run, _ in loads)
     all_loads = "the three loads" if len(loads) == 3 else f"the {len(loads)} loads"
-
     errors = sum(run.errors for run in every)
     text, data, cuts = (
         sum(getattr(run, field) for run in every)

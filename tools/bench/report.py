@@ -173,19 +173,23 @@ def _method(report: BenchReport) -> list[str]:
         "around every run. CPU per event, MB or reply is reported beside the throughput: it does "
         "not depend on which side was the bottleneck, nor much on other load on the machine.",
         "- **Load test.** Three identical loads with the per-test reset between them: a "
-        "warm-up, the measured one, and a repeat. Every transcript of all three is checked; "
+        "warm-up, the measured one, and a repeat (plus a confirmation load when the repeat "
+        "raised memory beyond the noise allowance). Every transcript of every load is checked; "
         "resident memory is the server process's `VmRSS` from `/proc/self/status`. Growth is "
         "judged between like states: after the measured load and its reset against after the "
         "warm-up and its reset (the journal keeps every request until a reset, by design, so "
         "the figure before the reset is reported but not judged); the repeat must not raise it "
-        "again (a leak rises round after round).",
+        "again beyond noise or, if it does, the confirmation load must not raise it further "
+        "(a leak rises round after round; the allocator keeping one more arena rises once).",
         "- **Other load.** Wall-clock throughput is sensitive to anything else running on the "
         "machine, so each benchmark reports how many CPUs other processes kept busy meanwhile "
         "(`/proc/stat` minus our own processes), and `--wait-quiet` waits for a quiet moment "
         "before each benchmark. Server CPU per unit is the figure to trust when that is high.",
         "- **Short replies amplify the handler's cost.** A short reply is mostly aiohttp and "
-        "`send()` system calls (one for the headers, one per chunk, one for the end). Timed "
-        "inside the server (a one-off instrumented run, Aivvm), the fake's checking and "
+        "`send()` system calls (the bare handler makes one for the headers, one per chunk and "
+        "one for the end; the fakes send the headers with the first chunk and the end with the "
+        "last). Timed inside the server (a one-off instrumented run, Aivvm, before the fakes "
+        "joined those sends), the fake's checking and "
         "journaling took ~2x their tight-loop time, and the very same `prepare()` call that "
         "sends the headers took ~25 µs in the fake against ~15 µs in the baseline. Part of that "
         "is the client: a slower server leaves it idle more often, and waking an idle client is "
