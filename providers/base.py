@@ -16,6 +16,8 @@ Harness keywords are consumed here and never reach a request body:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -115,14 +117,16 @@ class Provider:
         call = cls.prepare(model, messages, kwargs)
         if cls.native_async:
             return cls._decode_async(call)
-        return _iterate_in_worker_thread(lambda: cls._decode_sync(call))
+        return _iterate_in_worker_thread(lambda interrupter: cls._decode_sync(call, interrupter))
 
     # -- the decode loops: transport chunks in, text pieces out ----------------------------
 
     @classmethod
-    def _decode_sync(cls, call: PreparedCall) -> Iterator[str]:
+    def _decode_sync(
+        cls, call: PreparedCall, interrupter: transport.Interrupter | None = None
+    ) -> Iterator[str]:
         decoder = cls.codec.new_decoder(call.decoding)
-        chunks = transport.stream_sync(call.http, call.session)
+        chunks = transport.stream_sync(call.http, call.session, interrupter=interrupter)
         try:
             for chunk in chunks:
                 yield from _as_text(decoder.feed(chunk))
@@ -158,52 +162,135 @@ def _joined(pieces: Iterator[str]) -> Iterator[str]:
     yield "".join(piece for piece in pieces if piece is not None)
 
 
-async def _iterate_in_worker_thread(make: Callable[[], Iterator[_T]]) -> AsyncIterator[_T]:
-    """Drive a blocking iterator from async code without blocking the event loop."""
-    iterator = await asyncio.to_thread(make)
+class _Worker:
+    """One daemon thread running calls in order; each result comes back as an asyncio future.
+
+    Not ``asyncio.to_thread``: its default executor is joined by ``asyncio.run`` on the way out,
+    so a read blocked in requests would hold up the end of the program for its whole timeout,
+    and its calls may land on different threads, so a cleanup could run *while* the read it
+    cleans up after is still going ("generator already executing"). Here calls queue up behind
+    each other, and nobody waits for a thread that is still blocked.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None]
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="tapedeck-worker", daemon=True).start()
+
+    def call(self, function: Callable[[], _T]) -> asyncio.Future[_T]:
+        future: asyncio.Future[_T] = asyncio.get_running_loop().create_future()
+        self._jobs.put((function, future))
+        return future
+
+    def stop(self) -> None:
+        """Let the thread end once the calls queued so far are done."""
+        self._jobs.put(None)
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            function, future = job
+            try:
+                outcome: tuple[bool, Any] = (True, function())
+            except BaseException as exc:  # handed to the awaiting task, whatever it is
+                outcome = (False, exc)
+            # A closed loop raises RuntimeError: then nobody is waiting for this any more.
+            with contextlib.suppress(RuntimeError):
+                future.get_loop().call_soon_threadsafe(_settle, future, outcome)
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if future.done():
+        return  # cancelled while the call ran
+    succeeded, value = outcome
+    if succeeded:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+async def _iterate_in_worker_thread(
+    make: Callable[[transport.Interrupter], Iterator[_T]],
+) -> AsyncIterator[_T]:
+    """Drive a blocking iterator from async code without blocking the event loop.
+
+    When the consumer is cancelled (``task.cancel()``, ``wait_for``, Ctrl-C under
+    ``asyncio.run``) during a blocking read, the cancellation goes through at once: the read is
+    cut short through the interrupter (its socket is shut down), and the iterator is closed on
+    the worker thread right after it, without anyone waiting for that.
+    """
+    interrupter = transport.Interrupter()
+    iterator = make(interrupter)  # a generator: nothing runs until the first next()
+    worker = _Worker()
     finished = object()
+    reading = False
     try:
         while True:
-            item = await asyncio.to_thread(next, iterator, finished)
+            reading = True
+            item = await worker.call(lambda: next(iterator, finished))
+            reading = False
             if item is finished:
                 return
             yield item  # type: ignore[misc]
     finally:
         close = getattr(iterator, "close", None)
-        if close is not None:
-            await asyncio.to_thread(close)
+        if reading:
+            interrupter.fire()
+            if close is not None:
+                worker.call(close)
+        elif close is not None:
+            await worker.call(close)
+        worker.stop()
 
 
 def _iterate_in_loop_thread(make: Callable[[], AsyncIterator[_T]]) -> Iterator[_T]:
     """Drive an async iterator from sync code, even when called inside a running event loop.
 
     The iterator runs on a private event loop in a daemon thread; each item is fetched with
-    ``run_coroutine_threadsafe``. Closing the returned generator closes the async one too.
+    ``run_coroutine_threadsafe``. Closing the returned generator closes the async one too; when
+    that happens while an item is still being fetched (Ctrl-C in the waiting thread), the fetch
+    is cancelled first, so the async iterator's own cleanup runs (its connection is closed).
     """
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="tapedeck-bridge", daemon=True)
     thread.start()
     try:
         agen = make()
+        fetch = _Fetch()
         try:
             while True:
-                future = asyncio.run_coroutine_threadsafe(_next_or_stop(agen), loop)
+                future = asyncio.run_coroutine_threadsafe(fetch.next_or_stop(agen), loop)
                 done, item = future.result()
                 if done:
                     return
                 yield item  # type: ignore[misc]
         finally:
-            aclose = getattr(agen, "aclose", None)
-            if aclose is not None:
-                asyncio.run_coroutine_threadsafe(aclose(), loop).result(timeout=30)
+            asyncio.run_coroutine_threadsafe(fetch.close(agen), loop).result(timeout=30)
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)
         loop.close()
 
 
-async def _next_or_stop(agen: AsyncIterator[_T]) -> tuple[bool, _T | None]:
-    try:
-        return False, await agen.__anext__()
-    except StopAsyncIteration:
-        return True, None
+class _Fetch:
+    """Fetches the items of an async iterator one call at a time, and can close it mid-fetch."""
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[Any] | None = None
+
+    async def next_or_stop(self, agen: AsyncIterator[_T]) -> tuple[bool, _T | None]:
+        self._task = asyncio.current_task()
+        try:
+            return False, await agen.__anext__()
+        except StopAsyncIteration:
+            return True, None
+
+    async def close(self, agen: AsyncIterator[Any]) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            # aclose() on a generator that is still inside __anext__ raises "already running";
+            # cancelling the fetch unwinds the generator through its own finally blocks instead.
+            task.cancel()
+            await asyncio.wait([task])
+        aclose = getattr(agen, "aclose", None)
+        if aclose is not None:
+            await aclose()

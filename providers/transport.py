@@ -9,6 +9,9 @@ through :func:`~providers.transport_errors.translate`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import AsyncGenerator, Generator
 from dataclasses import dataclass
@@ -70,8 +73,48 @@ def _past(deadline: float, call: HttpCall) -> UpstreamTimeoutError:
     )
 
 
+class Interrupter:
+    """Lets another thread cut short a blocking read of :func:`stream_sync`.
+
+    The async door of a requests-based adapter reads on a worker thread; when its consumer is
+    cancelled, :meth:`fire` shuts the reply's socket down, which wakes the blocked ``recv`` at
+    once (closing the socket would not, on Linux). Fired before the reply has arrived, it takes
+    effect as soon as it does.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._response: requests.Response | None = None
+        self._fired = False
+
+    def attach(self, response: requests.Response) -> None:
+        with self._lock:
+            self._response = response
+            fired = self._fired
+        if fired:
+            _shut_down(response)
+
+    def fire(self) -> None:
+        with self._lock:
+            self._fired = True
+            response = self._response
+        if response is not None:
+            _shut_down(response)
+
+
+def _shut_down(response: requests.Response) -> None:
+    connection = getattr(response.raw, "connection", None)  # urllib3 2's HTTPResponse
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+
+
 def stream_sync(
-    call: HttpCall, session: requests.Session | None = None
+    call: HttpCall,
+    session: requests.Session | None = None,
+    *,
+    interrupter: Interrupter | None = None,
 ) -> Generator[bytes, None, None]:
     """POST with requests and yield the body as ``iter_content(read_size)`` delivers it.
 
@@ -98,6 +141,8 @@ def stream_sync(
         response = active.send(prepared, timeout=(call.timeouts.connect, read_timeout), **settings)
         with response:
             phase = "read"
+            if interrupter is not None:
+                interrupter.attach(response)
             if response.status_code not in OK_STATUSES:
                 body = response.raw.read(ERROR_BODY_LIMIT, decode_content=True)
                 raise_for_status(
