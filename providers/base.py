@@ -19,9 +19,12 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
+
+import aiohttp
+import requests
 
 from providers import transport
 from providers.errors import LocalProtocolError, ModelNotSupportedError
@@ -76,6 +79,9 @@ class Provider:
         decoding = kwargs.get("decoding", "correct")
         if decoding not in DECODINGS:
             raise LocalProtocolError(f"decoding must be one of {DECODINGS}, got {decoding!r}")
+        _check_messages(messages)
+        session = kwargs.get("session")
+        _check_session(cls, session)
         options = {key: value for key, value in kwargs.items() if key not in HARNESS_KEYWORDS}
         wire = cls.codec.build_request(cls.get_model(model), messages, options)
         base_url = str(kwargs.get("base_url") or cls.codec.api_base).rstrip("/")
@@ -89,7 +95,7 @@ class Provider:
             read_size=cls.read_size,
             proxy=kwargs.get("proxy"),
         )
-        return PreparedCall(http=http, decoding=decoding, session=kwargs.get("session"))
+        return PreparedCall(http=http, decoding=decoding, session=session)
 
     # -- the two public entry points -------------------------------------------------------
 
@@ -103,6 +109,12 @@ class Provider:
         time; transport and protocol errors are raised while iterating.
         """
         call = cls.prepare(model, messages, kwargs)
+        if cls.native_async and call.session is not None:
+            raise LocalProtocolError(
+                f"session= works only with {cls.__name__}.create_async_generator: an aiohttp "
+                "session belongs to the caller's event loop, and create_completion runs the call "
+                "on a private one (leave session out here; each call then opens its own)"
+            )
         if cls.native_async:
             pieces = _iterate_in_loop_thread(lambda: cls._decode_async(call))
         else:
@@ -150,6 +162,42 @@ class Provider:
                 yield piece
         finally:
             await chunks.aclose()
+
+
+def _check_messages(messages: object) -> None:
+    """Messages every upstream can carry: a non-empty list of ``{"role": str, "content": str}``.
+
+    Checked before anything is sent, so a malformed list is a LocalProtocolError naming the
+    message at fault, not a KeyError from deep inside a codec (or a 400 from the server).
+    """
+    shape = 'a non-empty list of {"role": str, "content": str} dicts'
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence) or not messages:
+        raise LocalProtocolError(f"messages must be {shape}, got {messages!r:.80}")
+    for index, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise LocalProtocolError(f"messages[{index}] must be a dict, got {message!r:.80}")
+        for key in ("role", "content"):
+            value = message.get(key)
+            if not isinstance(value, str):
+                raise LocalProtocolError(
+                    f"messages[{index}][{key!r}] must be a string, got {value!r:.80}"
+                )
+
+
+def _check_session(provider: type[Provider], session: object) -> None:
+    """A session of the HTTP library the provider's original used (requests or aiohttp)."""
+    if session is None:
+        return
+    library, expected = (
+        ("aiohttp", aiohttp.ClientSession)
+        if provider.native_async
+        else ("requests", requests.Session)
+    )
+    if not isinstance(session, expected):
+        raise LocalProtocolError(
+            f"{provider.__name__} talks through {library}, as its original did: session= must "
+            f"be a {expected.__module__}.{expected.__qualname__}, got {type(session).__name__}"
+        )
 
 
 def _as_text(pieces: list[str | None]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import socket
 import threading
 import time
@@ -20,7 +21,12 @@ import aiohttp
 import requests
 import urllib3
 
-from providers.errors import StreamResetError, TapedeckError, UpstreamTimeoutError
+from providers.errors import (
+    LocalProtocolError,
+    StreamResetError,
+    TapedeckError,
+    UpstreamTimeoutError,
+)
 from providers.transport_errors import Phase, translate
 from providers.wire.common import WireRequest, raise_for_status
 
@@ -41,17 +47,37 @@ class Timeouts:
     read: float = 60.0
     total: float = 300.0
 
+    def __post_init__(self) -> None:
+        for name in ("connect", "read", "total"):
+            _require_seconds(getattr(self, name), f"Timeouts.{name}")
+
     @classmethod
-    def coerce(cls, value: float | Timeouts | None) -> Timeouts:
-        """``None`` → defaults; a number → every deadline (so ``timeout=5`` ends a call in ~5 s)."""
+    def coerce(cls, value: object) -> Timeouts:
+        """``None`` → defaults; a number → every deadline (so ``timeout=5`` ends a call in ~5 s).
+
+        Anything else is a :class:`~providers.errors.LocalProtocolError` at call time: a
+        requests-style ``(connect, read)`` tuple, zero (aiohttp's "no limit"), infinity, NaN.
+        """
         if value is None:
             return cls()
         if isinstance(value, Timeouts):
             return value
-        seconds = float(value)
-        if not seconds > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {value!r}")
+        seconds = _require_seconds(value, "timeout")
         return cls(connect=seconds, read=seconds, total=seconds)
+
+
+def _require_seconds(value: object, name: str) -> float:
+    """``value`` as a finite, positive number of seconds; LocalProtocolError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise LocalProtocolError(
+            f"{name} must be a number of seconds (or providers.transport.Timeouts(connect=, "
+            f"read=, total=) for separate deadlines), got {value!r}"
+        )
+    if not (value > 0 and math.isfinite(value)):
+        # Zero means "no limit" to aiohttp and infinity overflows requests' timers: either way
+        # a call could hang, which a harness must never do.
+        raise LocalProtocolError(f"{name} must be a finite number of seconds above 0: {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True, slots=True)

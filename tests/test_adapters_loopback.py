@@ -11,12 +11,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import aiohttp
 import pytest
+import requests
 
 from providers import AI365VIP, PROVIDERS, Aivvm, CodeLinkAva, GetGpt, Provider
 from providers.errors import (
     AccessDeniedError,
     ConnectError,
+    LocalProtocolError,
     MalformedReplyError,
     ModelNotSupportedError,
     RateLimitedError,
@@ -222,6 +225,80 @@ def test_unknown_model_fails_before_any_request(provider: type[Provider]) -> Non
         with pytest.raises(ValueError, match="gpt-9"):
             provider.create_async_generator("gpt-9", MESSAGES, base_url=server.url)
         assert server.requests == []
+
+
+#: A URL nothing is sent to: every call below fails before it would connect.
+NOWHERE = "http://127.0.0.1:9"
+BAD_ARGUMENTS = [
+    pytest.param({"timeout": 0}, "above 0", id="timeout-zero"),  # aiohttp: no limit at all
+    pytest.param({"timeout": -1}, "above 0", id="timeout-negative"),
+    pytest.param({"timeout": float("inf")}, "finite", id="timeout-inf"),
+    pytest.param({"timeout": float("nan")}, "finite", id="timeout-nan"),
+    pytest.param({"timeout": "5"}, "number of seconds", id="timeout-str"),
+    pytest.param({"timeout": (1, 2)}, "Timeouts", id="timeout-requests-tuple"),
+    pytest.param({"timeout": True}, "number of seconds", id="timeout-bool"),
+    pytest.param({"messages": None}, "non-empty list", id="messages-none"),
+    pytest.param({"messages": []}, "non-empty list", id="messages-empty"),
+    pytest.param({"messages": "hi"}, "non-empty list", id="messages-str"),
+    pytest.param({"messages": ["hi"]}, r"messages\[0\] must be a dict", id="message-str"),
+    pytest.param(
+        {"messages": [{"role": "user", "content": "a"}, {"content": "b"}]},
+        r"messages\[1\]\['role'\] must be a string",
+        id="message-without-role",
+    ),
+    pytest.param(
+        {"messages": [{"role": "user", "content": 5}]},
+        r"messages\[0\]\['content'\] must be a string",
+        id="message-content-int",
+    ),
+    pytest.param({"session": "x"}, "session= must be a", id="session-str"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "message"), BAD_ARGUMENTS)
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+def test_bad_arguments_are_a_local_protocol_error_before_any_request(
+    provider: type[Provider], arguments: dict[str, Any], message: str
+) -> None:
+    arguments = dict(arguments)  # the parameter is shared by every provider's run
+    messages = arguments.pop("messages", MESSAGES)
+    with raw_server() as server:
+        with pytest.raises(LocalProtocolError, match=message):
+            provider.create_completion("", messages, base_url=server.url, **arguments)
+        with pytest.raises(LocalProtocolError, match=message):
+            provider.create_async_generator("", messages, base_url=server.url, **arguments)
+        assert server.requests == []
+
+
+@pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
+async def test_a_session_of_the_other_library_is_refused(provider: type[Provider]) -> None:
+    """requests- and aiohttp-based adapters each take their own library's session only."""
+    wrong: object
+    if provider.native_async:
+        wrong = requests.Session()
+        expected = "aiohttp.client.ClientSession"
+    else:
+        wrong = aiohttp.ClientSession()
+        expected = "requests.sessions.Session"
+    try:
+        with pytest.raises(LocalProtocolError, match=f"session= must be a {expected}"):
+            provider.create_async_generator(
+                "", MESSAGES, base_url="http://127.0.0.1:9", session=wrong
+            )
+    finally:
+        if isinstance(wrong, aiohttp.ClientSession):
+            await wrong.close()
+        else:
+            wrong.close()
+
+
+@pytest.mark.parametrize("provider", [AI365VIP, CodeLinkAva], ids=lambda p: p.__name__)
+async def test_the_sync_door_of_an_aiohttp_adapter_explains_why_it_takes_no_session(
+    provider: type[Provider],
+) -> None:
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(LocalProtocolError, match=r"works only with .*create_async_generator"):
+            provider.create_completion("", MESSAGES, base_url=NOWHERE, session=session)
 
 
 def test_get_model_rule() -> None:
