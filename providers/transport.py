@@ -92,10 +92,45 @@ class HttpCall:
     proxy: str | None = None
 
 
+def _translated(
+    exc: BaseException, call: HttpCall, phase: Phase, *, read_timeout: float
+) -> TapedeckError:
+    """:func:`translate`, with a timeout message that says which deadline ran out."""
+    error = translate(exc, provider=call.provider, url=call.url, phase=phase)
+    if not isinstance(error, UpstreamTimeoutError) or isinstance(exc, TapedeckError):
+        return error
+    connecting = isinstance(
+        exc,
+        requests.ConnectTimeout
+        | aiohttp.ConnectionTimeoutError
+        | urllib3.exceptions.ConnectTimeoutError,
+    )
+    if connecting:
+        what = f"could not connect within the connect timeout of {call.timeouts.connect:g} s"
+    elif isinstance(
+        exc, requests.RequestException | urllib3.exceptions.HTTPError | aiohttp.ServerTimeoutError
+    ):
+        # A read timeout: each wait for bytes, before the reply's head arrived or after.
+        where = "for the reply to start" if phase == "connect" else "in the middle of the reply"
+        what = f"waited {read_timeout:g} s {where} without receiving a byte (the read timeout"
+        what += ")" if read_timeout == call.timeouts.read else ", capped by the total deadline)"
+    else:
+        # aiohttp's total deadline raises a plain TimeoutError.
+        what = f"the reply took longer than the total deadline of {call.timeouts.total:g} s"
+    return _timed_out(call, what)
+
+
 def _past(deadline: float, call: HttpCall) -> UpstreamTimeoutError:
+    return _timed_out(
+        call, f"the reply took longer than the total deadline of {call.timeouts.total:g} s"
+    )
+
+
+def _timed_out(call: HttpCall, what: str) -> UpstreamTimeoutError:
     return UpstreamTimeoutError(
-        f"{call.provider}: the reply from {call.url} took longer than the total deadline of "
-        f"{call.timeouts.total:g} s (pass timeout= to allow more)"
+        f"{call.provider}: timed out talking to {call.url}: {what} (pass timeout= to allow "
+        f"more; deadlines now: connect {call.timeouts.connect:g} s, read "
+        f"{call.timeouts.read:g} s, total {call.timeouts.total:g} s)"
     )
 
 
@@ -187,7 +222,7 @@ def stream_sync(
     except TapedeckError:
         raise
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-        raise translate(exc, provider=call.provider, url=call.url, phase=phase) from exc
+        raise _translated(exc, call, phase, read_timeout=read_timeout) from exc
     finally:
         if own_session:
             active.close()
@@ -228,7 +263,7 @@ async def stream_async(
     except TapedeckError:
         raise
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise translate(exc, provider=call.provider, url=call.url, phase=phase) from exc
+        raise _translated(exc, call, phase, read_timeout=call.timeouts.read) from exc
     finally:
         if own_session:
             await active.close()
@@ -272,9 +307,10 @@ async def _read_chunks(
             if _connection_gone(response):
                 raise _cut(call, "the connection closed mid-reply (malformed framing?)") from None
             if time.monotonic() - last_data > call.timeouts.read:
-                raise UpstreamTimeoutError(
-                    f"{call.provider}: timed out talking to {call.url} (read phase): no bytes "
-                    f"for {call.timeouts.read:g} s"
+                raise _timed_out(
+                    call,
+                    f"waited {call.timeouts.read:g} s in the middle of the reply without "
+                    "receiving a byte (the read timeout)",
                 ) from None
             continue
         except RuntimeError as exc:

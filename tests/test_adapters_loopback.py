@@ -28,6 +28,7 @@ from providers.errors import (
     UpstreamHTTPError,
     UpstreamTimeoutError,
 )
+from providers.transport import Timeouts
 from tests.rawhttp import RawReply, raw_server
 
 MESSAGES = [{"role": "user", "content": "Say something"}]
@@ -60,11 +61,13 @@ def reply(provider: type[Provider], chunks: Sequence[bytes], **kwargs: Any) -> R
 
 
 def run_sync(provider: type[Provider], url: str, **kwargs: Any) -> list[str]:
-    return list(provider.create_completion("", MESSAGES, base_url=url, timeout=10, **kwargs))
+    kwargs.setdefault("timeout", 10)
+    return list(provider.create_completion("", MESSAGES, base_url=url, **kwargs))
 
 
 async def run_async(provider: type[Provider], url: str, **kwargs: Any) -> list[str]:
-    agen = provider.create_async_generator("", MESSAGES, base_url=url, timeout=10, **kwargs)
+    kwargs.setdefault("timeout", 10)
+    agen = provider.create_async_generator("", MESSAGES, base_url=url, **kwargs)
     return [piece async for piece in agen]
 
 
@@ -200,11 +203,20 @@ async def test_reset_mid_stream_is_a_stream_reset(provider: type[Provider], door
         await collect(door, provider, server.url)
 
 
+@pytest.mark.parametrize("door", ["sync", "async"])
 @pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
-def test_silent_server_times_out(provider: type[Provider]) -> None:
+async def test_silent_server_times_out_and_says_which_deadline(
+    provider: type[Provider], door: str
+) -> None:
     slow = reply(provider, [b"x"], delay_before_head=3)
-    with raw_server(slow) as server, pytest.raises(UpstreamTimeoutError, match="timed out"):
-        list(provider.create_completion("", MESSAGES, base_url=server.url, timeout=0.3))
+    timeouts = Timeouts(connect=5, read=0.3, total=10)
+    said = (
+        r"timed out talking to .*: waited 0\.3 s for the reply to start without receiving a "
+        r"byte \(the read timeout\) \(pass timeout= to allow more; deadlines now: connect 5 s, "
+        r"read 0\.3 s, total 10 s\)"
+    )
+    with raw_server(slow) as server, pytest.raises(UpstreamTimeoutError, match=said):
+        await collect(door, provider, server.url, timeout=timeouts)
 
 
 @pytest.mark.parametrize("provider", ALL, ids=lambda p: p.__name__)
