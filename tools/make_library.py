@@ -1,6 +1,6 @@
 """Regenerate the shipped cassettes (``cassettes/library/``) from the fakes, through the proxy.
 
-    python -m tools.make_library [--recorded-at 2024-05-01T12:00:00Z] [DIRECTORY]
+    python -m tools.make_library [--recorded-at 2024-05-01T12:00:00Z|now] [DIRECTORY]
 
 The real sites are gone, so every shipped cassette is a recording of a local fake: each entry of
 :data:`LIBRARY` scripts a fake (:class:`~fake_upstreams.script.ResponseScript`), makes the
@@ -55,11 +55,17 @@ def make_library(
 ) -> list[Path]:
     """Record every entry of :data:`LIBRARY` into ``directory``; returns the files written.
 
-    ``recorded_at`` (ISO 8601 UTC, e.g. ``2024-05-01T12:00:00Z``) pins the recording date;
-    default: now. Raises :class:`CassetteError` when an adapter's result differs from the table.
+    ``recorded_at`` (ISO 8601 UTC, e.g. ``2024-05-01T12:00:00Z``, or ``now``) pins the
+    recording date; default: the date of the cassettes already in ``directory``, so that
+    adding an entry leaves the others byte-identical, else now. Raises :class:`CassetteError`
+    when an adapter's result differs from the table.
     """
     directory = Path(directory)
-    stamp = recorded_at or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if recorded_at is None:
+        recorded_at = _existing_date(directory)
+    if recorded_at is None or recorded_at == "now":
+        recorded_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = recorded_at
     written = []
     with tempfile.TemporaryDirectory(prefix="tapedeck-library-") as scratch:
         for entry in LIBRARY:
@@ -232,11 +238,26 @@ the exact messages and outcomes).
 """
 
 
+def _existing_date(directory: Path) -> str | None:
+    """The recording date of the first library cassette already in ``directory``, if any."""
+    for entry in LIBRARY:
+        path = directory / entry.file
+        provenance = yamlio.load(path).provenance if path.is_file() else None
+        if provenance is not None:
+            return provenance.recorded_at
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m tools.make_library``."""
     parser = argparse.ArgumentParser(prog="python -m tools.make_library", description=__doc__)
     parser.add_argument("directory", nargs="?", default=str(LIBRARY_DIR))
-    parser.add_argument("--recorded-at", metavar="ISO", help="pin the recording date (UTC)")
+    parser.add_argument(
+        "--recorded-at",
+        metavar="ISO",
+        help="the recording date (UTC, e.g. 2024-05-01T12:00:00Z, or 'now'); default: the date "
+        "of the cassettes already there, so regenerating changes nothing that did not change",
+    )
     args = parser.parse_args(argv)
     for path in make_library(args.directory, recorded_at=args.recorded_at):
         print(path)
