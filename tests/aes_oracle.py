@@ -3,7 +3,7 @@
 Tests build and open expected signatures here, never with ``providers.wire.signature``, so an
 expectation never comes from the code under test: the signature layout (ciphertext hex, then the
 16 key characters, then the 16 IV characters) and the padding check are written out by hand, from
-PROTOCOLS.md. The adapter encrypts with pycryptodome, another library than this one. The fake
+docs/PROTOCOLS.md. The adapter encrypts with pycryptodome, another library than this one. The fake
 decrypts with ``cryptography`` too (for speed), so for that direction the AES primitive itself is
 shared; it is pinned independently by the openssl-CLI vectors in tests/vectors.
 """

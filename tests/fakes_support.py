@@ -1,6 +1,6 @@
 """Shared helpers for the adapter-against-its-fake test matrices (tests/test_fakes_*.py).
 
-Expected values here are written from PROTOCOLS.md by hand (header tables in
+Expected values here are written from docs/PROTOCOLS.md by hand (header tables in
 tests/wire_literals.py, request bodies) or computed with independent code (GetGpt signatures in
 tests/aes_oracle.py), never with our codecs.
 
@@ -35,7 +35,7 @@ SSE = ("GetGpt", "CodeLinkAva")  # data: lines ending in data: [DONE]
 REQUESTS_BASED = ("Aivvm", "GetGpt")
 #: Providers whose original used aiohttp.
 AIOHTTP_BASED = ("AI365VIP", "CodeLinkAva")
-#: Chat endpoint per provider, from PROTOCOLS.md.
+#: Chat endpoint per provider, from docs/PROTOCOLS.md.
 CHAT_PATH = {
     "Aivvm": "/api/chat",
     "AI365VIP": "/api/chat",

@@ -29,11 +29,12 @@ from providers.errors import (
     UpstreamTimeoutError,
 )
 from providers.transport import Timeouts
+from tests.fakes_support import SSE, SUCCESS_STATUS
 from tests.rawhttp import RawReply, raw_server
 
 MESSAGES = [{"role": "user", "content": "Say something"}]
 TEXT = "Привет, мир! 👋 ok"
-SSE_PROVIDERS = (GetGpt, CodeLinkAva)
+SSE_PROVIDERS = tuple(PROVIDERS[name] for name in SSE)
 ALL = tuple(PROVIDERS.values())
 
 
@@ -56,7 +57,7 @@ def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
 
 def reply(provider: type[Provider], chunks: Sequence[bytes], **kwargs: Any) -> RawReply:
     kind = "text/event-stream" if provider in SSE_PROVIDERS else "text/plain; charset=utf-8"
-    status = 201 if provider is GetGpt else 200
+    status = SUCCESS_STATUS[provider.__name__]
     return RawReply(status=status, headers=[("Content-Type", kind)], chunks=chunks, **kwargs)
 
 

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.timeout(60)
 fleet, _fakes_guard = fs.fleet_fixtures()
 
 
-# -- valid requests, written out from PROTOCOLS.md ----------------------------------------------
+# -- valid requests, written out from docs/PROTOCOLS.md ---------------------------------------
 
 HI = [{"role": "user", "content": "hi"}]
 AIVVM: dict[str, Any] = {

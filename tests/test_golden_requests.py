@@ -2,7 +2,7 @@
 
 Two independent checks per provider:
 1. the codec's request equals literal header lists (tests/wire_literals.py) and body bytes
-   written out by hand from PROTOCOLS.md (escapes and all), and
+   written out by hand from docs/PROTOCOLS.md (escapes and all), and
 2. on a raw socket, the adapter's whole request (request line, header lines in order, body) is
    byte-identical to the one produced by an original-style call: the same HTTP library used the
    way the original code used it (``requests.post(headers=..., data=/json=...)``,

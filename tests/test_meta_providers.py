@@ -1,7 +1,9 @@
-"""The meta-test: every registered provider has a codec, a fake, a shipped cassette and golden
-request tests, and nothing is registered for a provider that does not exist.
+"""The meta-test: every registered provider has a codec, a fake, a fixture, a shipped cassette,
+golden request tests and hand-written expectations, and nothing is registered for a provider
+that does not exist.
 
-Adding a fifth provider to ``providers.PROVIDERS`` fails here until each piece exists.
+Adding a fifth provider to ``providers.PROVIDERS`` fails here until each piece exists; each
+failure names the file to edit (README.md, "Adding a fifth provider", lists them in order).
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from pathlib import Path
 
 import pytest
 
+import providers
 from cassettes import yamlio
+from fake_upstreams import pytest_plugin
 from fake_upstreams.registry import FAKES
 from providers import PROVIDERS, Provider
 from providers.wire.common import UpstreamCodec
+from tests import fakes_support as fs
+from tests.wire_literals import ORIGINAL_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "cassettes" / "library"
@@ -61,6 +67,43 @@ def test_each_provider_has_golden_request_tests(name: str) -> None:
     assert name in source
 
 
+@pytest.mark.parametrize("name", list(PROVIDERS))
+def test_each_provider_is_exported_and_has_a_fixture(name: str) -> None:
+    assert getattr(providers, name, None) is PROVIDERS[name], (
+        f"export {name} from providers/__init__.py (import and __all__)"
+    )
+    fixture = f"fake_{name.lower()}"
+    assert hasattr(pytest_plugin, fixture), (
+        f"add a {fixture} fixture to fake_upstreams/pytest_plugin.py, like fake_getgpt"
+    )
+
+
+#: The hand-written expectations the test matrices read, by where they live.
+HAND_WRITTEN: dict[str, tuple[str, ...] | dict[str, object]] = {
+    "tests/fakes_support.py NAMES": fs.NAMES,
+    "tests/fakes_support.py RAW_TEXT or SSE": (*fs.RAW_TEXT, *fs.SSE),
+    "tests/fakes_support.py REQUESTS_BASED or AIOHTTP_BASED": (
+        *fs.REQUESTS_BASED,
+        *fs.AIOHTTP_BASED,
+    ),
+    "tests/fakes_support.py CHAT_PATH": dict(fs.CHAT_PATH),
+    "tests/fakes_support.py SUCCESS_STATUS": dict(fs.SUCCESS_STATUS),
+    "tests/fakes_support.py REAL_HOST": dict(fs.REAL_HOST),
+    "tests/wire_literals.py ORIGINAL_HEADERS": dict(ORIGINAL_HEADERS),
+}
+
+
+@pytest.mark.parametrize("name", list(PROVIDERS))
+def test_each_provider_has_hand_written_wire_facts(name: str) -> None:
+    missing = [place for place, names in HAND_WRITTEN.items() if name not in names]
+    assert not missing, (
+        f"write {name}'s wire facts by hand, from docs/PROTOCOLS.md (never from the codec), "
+        f"into: {'; '.join(missing)}"
+    )
+
+
 def test_nothing_is_registered_for_an_unknown_provider() -> None:
+    for place, names in HAND_WRITTEN.items():
+        assert set(names) <= set(PROVIDERS), place
     assert set(FAKES) <= set(PROVIDERS)
     assert set(shipped_by_provider()) <= set(PROVIDERS)

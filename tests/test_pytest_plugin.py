@@ -14,6 +14,7 @@ from fake_upstreams.handles import FakeHandle, FakeUpstreams, check_strictness, 
 from fake_upstreams.script import ResponseScript
 from providers.errors import FakeUpstreamError
 from providers.wire.common import Framing
+from tests.fakes_support import NAMES
 
 pytest_plugins = ["pytester"]
 
@@ -238,7 +239,7 @@ def test_bad_script_fields_name_the_key(fake_getgpt: FakeHandle) -> None:
 
 def test_mapping_is_case_insensitive(fake_upstreams: FakeUpstreams) -> None:
     assert fake_upstreams["getgpt"] is fake_upstreams["GetGpt"]
-    assert list(fake_upstreams.urls) == ["Aivvm", "AI365VIP", "GetGpt", "CodeLinkAva"]
+    assert list(fake_upstreams.urls) == list(NAMES)
     with pytest.raises(KeyError):
         fake_upstreams["Nope"]
 

@@ -16,6 +16,7 @@ import requests
 from fake_upstreams.handles import FakeUpstreams
 from fake_upstreams.routing import active_routes, route_real_hosts, routes_for
 from providers import PROVIDERS, Provider
+from tests.fakes_support import REAL_HOST
 
 MESSAGES = [{"role": "user", "content": "Route me"}]
 AIVVM_BODY = {
@@ -26,12 +27,6 @@ AIVVM_BODY = {
     "temperature": 0.7,
 }
 CODELINK_BODY = {"messages": MESSAGES, "temperature": 0.6, "stream": True}
-REAL_HOSTS = {
-    "Aivvm": "chat.aivvm.com",
-    "AI365VIP": "chat.ai365vip.com",
-    "GetGpt": "chat.getgpt.world",
-    "CodeLinkAva": "ava-alpha-api.codelink.io",
-}
 
 
 def test_requests_post_to_the_real_host_reaches_the_fake(routed_upstreams: FakeUpstreams) -> None:
@@ -96,7 +91,7 @@ async def test_adapters_without_base_url_reach_their_fake(
         text = "".join([p async for p in provider.create_async_generator("", MESSAGES, timeout=5)])
     assert text == f"Hi from fake {name}"
     [entry] = fake.journal
-    assert entry.header("Host") == REAL_HOSTS[name]
+    assert entry.header("Host") == REAL_HOST[name]
     assert entry.verdict is not None
     assert entry.verdict.ok  # strict mode: exactly the original's request
     others = [other for other in routed_upstreams if other != name]

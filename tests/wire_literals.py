@@ -1,4 +1,4 @@
-"""What the original clients put on the wire, written out once, by hand, from PROTOCOLS.md.
+"""What the original clients put on the wire, written out once, by hand, from docs/PROTOCOLS.md.
 
 Tests compare the codecs, the adapters and the fakes against these values, so nothing here may
 come from the code under test: this module imports nothing from ``providers`` or

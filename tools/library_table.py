@@ -1,7 +1,7 @@
 """What the shipped cassettes hold: per cassette, the scripted calls and what each must give.
 
 Expected outcomes are written here by hand from the scripts (the text a fake was told to send,
-the error PROTOCOLS.md says a failure maps to), never taken from the adapter: ``make_library``
+the error docs/PROTOCOLS.md says a failure maps to), never taken from the adapter: ``make_library``
 checks the adapter against them while recording, and the replay tests check replays against
 them (``cassettes/library/expected.json`` holds the same table as data).
 """
@@ -55,7 +55,7 @@ class Entry:
 
 def legacy_aivvm(chunks: list[bytes]) -> str:
     """The original Aivvm decoding, written out independently: every HTTP chunk decoded as
-    UTF-8, or with ``unicode-escape`` where that fails (PROTOCOLS.md)."""
+    UTF-8, or with ``unicode-escape`` where that fails (docs/PROTOCOLS.md)."""
     pieces = []
     for chunk in chunks:
         try:
