@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fake_upstreams.registry import build_fleet
+
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,3 +32,24 @@ def test_readme_example_passes(pytester: pytest.Pytester, block: str) -> None:
         "-p", "no:cacheprovider", "-o", "asyncio_default_fixture_loop_scope=function"
     )
     result.assert_outcomes(passed=len(re.findall(r"^def test_", block, re.M)))
+
+
+def test_the_tour_snippet_reaches_all_four_fakes(capsys: pytest.CaptureFixture[str]) -> None:
+    """The "develop an adapter" snippet, against fakes on free ports instead of 8101-8104."""
+    (snippet,) = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", README, re.S)
+        if "asyncio.run(main())" in block
+    ]
+    with build_fleet() as fleet:
+        for name, port in (
+            ("Aivvm", 8101),
+            ("AI365VIP", 8102),
+            ("GetGpt", 8103),
+            ("CodeLinkAva", 8104),
+        ):
+            snippet = snippet.replace(f"http://127.0.0.1:{port}", fleet[name].url)
+        exec(compile(snippet, "README.md", "exec"), {"__name__": "readme"})
+        served = {name: len(fleet[name].state.journal.entries) for name in fleet}
+    assert capsys.readouterr().out.count("You said: Привет!") == 4
+    assert served == {"Aivvm": 1, "AI365VIP": 1, "GetGpt": 1, "CodeLinkAva": 1}
