@@ -3,8 +3,8 @@
 Each of them starts one or more servers, prints one ``NAME URL`` line per server on stdout once
 all listen (flushed, so a script can read the URLs and start at once), serves until SIGINT or
 SIGTERM, stops everything and exits 0; a port it cannot listen on is one line on stderr and exit
-status 1. What differs (which servers, what they say when ready, the summary after) stays in each
-command.
+status 1. An empty ``--host`` is refused as a usage error (:func:`listen_host`). What differs
+(which servers, what they say when ready, the summary after) stays in each command.
 """
 
 from __future__ import annotations
@@ -42,6 +42,21 @@ def port_number(value: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port must be 0..65535, got {port}")
     return port
+
+
+def listen_host(value: str) -> str:
+    """An argparse type: the address a server listens on, never empty.
+
+    An empty address is not "nowhere" but the wildcard: asyncio then listens on every interface
+    (IPv4 and IPv6 on different ports), beyond loopback, while the printed URL has no host at
+    all. Every interface must be asked for by name (0.0.0.0 or ::), which also warns.
+    """
+    if not value.strip():
+        raise argparse.ArgumentTypeError(
+            "an empty address would listen on every interface: name one, e.g. 127.0.0.1 "
+            "(or 0.0.0.0 for every interface, on purpose)"
+        )
+    return value
 
 
 def cannot_listen(where: str, error: OSError, busy: str = _BUSY) -> str:

@@ -2,7 +2,8 @@
 
 Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
 Errors from Tapedeck's hierarchy are printed as one line (no traceback) with exit status 1;
-bad usage exits 2 as argparse does.
+bad usage exits 2 as argparse does. A command's ``--host`` (the address it listens on) is checked
+here, once for all of them: an empty one is bad usage (see :func:`tools._serving.listen_host`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol, cast
 
 from providers.errors import TapedeckError
+from tools._serving import listen_host
 
 #: Command modules, in the order `tapedeck --help` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -49,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         command = cast(Command, importlib.import_module(module_name))
         sub = subparsers.add_parser(command.NAME, help=command.HELP, description=command.HELP)
         command.add_arguments(sub)
-        sub.set_defaults(_run=command.run)
+        sub.set_defaults(_run=command.run, _parser=sub)
     return parser
 
 
@@ -62,12 +64,28 @@ def _version() -> str:
         return "0+unknown"
 
 
+def _check_listen_host(args: argparse.Namespace) -> None:
+    """Exit 2 if the command has a ``--host`` and it is empty.
+
+    Each command declares its own ``--host``; checking here means none of them can forget to,
+    and an empty one never reaches a server, which would take it for every interface.
+    """
+    host = getattr(args, "host", None)
+    if not isinstance(host, str):
+        return
+    try:
+        listen_host(host)
+    except argparse.ArgumentTypeError as error:
+        cast(argparse.ArgumentParser, args._parser).error(f"argument --host: {error}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    _check_listen_host(args)
     try:
         return int(args._run(args))
     except TapedeckError as exc:
