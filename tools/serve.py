@@ -29,6 +29,9 @@ from tools._serving import cannot_listen, listen_host, port_number, serve_until_
 NAME = "serve"
 HELP = "start the fake upstreams on 127.0.0.1 (Ctrl-C stops them)"
 _FIRST_PORT = min(spec.default_port for spec in FAKES.values())
+_LAST_PORT = max(spec.default_port for spec in FAKES.values())
+#: The highest --base-port that keeps every fake's shifted port within 65535.
+_LAST_BASE_PORT = 65535 - (_LAST_PORT - _FIRST_PORT)
 _BUSY = (
     "the port is already in use (another `tapedeck serve`?). "
     "Use --port 0 for free ephemeral ports, or --base-port N."
@@ -96,7 +99,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--base-port",
         type=port_number,
         metavar="N",
-        help=f"fixed ports shifted to start at N instead of {_FIRST_PORT}",
+        help=f"fixed ports shifted to start at N (1..{_LAST_BASE_PORT}) instead of {_FIRST_PORT}",
     )
     parser.add_argument(
         "--scenario",
@@ -120,11 +123,20 @@ def _ports(names: list[str], port: int | None, base_port: int | None) -> dict[st
                 "(ephemeral ports) or --base-port N"
             )
         return dict.fromkeys(names, port)
+    if base_port is not None and not 1 <= base_port <= _LAST_BASE_PORT:
+        # One range whatever --only says, so a base port that works keeps working for any fakes.
+        span = _LAST_PORT - _FIRST_PORT
+        why = (
+            "0 is not a fixed port (--port 0 picks free ones)"
+            if base_port < 1
+            else f"{base_port + span} would be beyond 65535"
+        )
+        raise ValueError(
+            f"--base-port {base_port} is out of range: it must be 1..{_LAST_BASE_PORT}, as the "
+            f"fakes take ports N..N+{span} and {why}"
+        )
     shift = 0 if base_port is None else base_port - _FIRST_PORT
-    ports = {name: FAKES[name].default_port + shift for name in names}
-    if not all(1 <= number <= 65535 for number in ports.values()):
-        raise ValueError(f"--base-port {base_port} puts a port beyond 65535")
-    return ports
+    return {name: FAKES[name].default_port + shift for name in names}
 
 
 def _say(message: str) -> None:
