@@ -165,14 +165,19 @@ class Recorder:
         try:
             return Decision("play", self.index.match(request))
         except NoMatchingInteractionError as miss:
-            if self.recording:
-                return Decision("forward")
-            why = (
-                f"record mode {self.mode!r} does not record new requests"
-                + (" once the cassette exists" if self.mode == "once" else "")
-                + f" ({miss}); use --mode new_episodes to add it, or --mode all to re-record"
-            )
-            return Decision("refuse", message=why)
+            why = str(miss)
+        except RecursionError:
+            # A body normaliser ran out of stack on JSON nested too deeply: no recording can be
+            # shown to match it, so it is a miss like any other.
+            why = "its body is nested too deeply to compare with the recordings"
+        if self.recording:
+            return Decision("forward")
+        message = (
+            f"record mode {self.mode!r} does not record new requests"
+            + (" once the cassette exists" if self.mode == "once" else "")
+            + f" ({why}); use --mode new_episodes to add it, or --mode all to re-record"
+        )
+        return Decision("refuse", message=message)
 
     def add(self, interaction: Interaction) -> Interaction | None:
         """Scrub ``interaction``, pass it through ``before_record``, keep it; None if dropped."""

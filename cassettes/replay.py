@@ -92,14 +92,22 @@ class Replayer:
     def lookup(self, request: RecordedRequest) -> tuple[int, Playable]:
         """The next interaction for ``request``, ready to send.
 
-        Raises :class:`NoMatchingInteractionError` naming the closest recordings.
+        Raises :class:`NoMatchingInteractionError` naming the closest recordings, or saying
+        that the request could not be compared at all (see :func:`too_deep_to_match`).
         """
-        number, _ = self.index.lookup(request)
+        try:
+            number, _ = self.index.lookup(request)
+        except RecursionError:
+            raise too_deep_to_match(request, self.name) from None
         return number, self._playables[number]
 
     def closest(self, request: RecordedRequest, n: int = 3) -> list[Candidate]:
-        """The ``n`` recordings nearest to ``request`` (a scan: only ever done for a miss)."""
-        return self.index.closest(request, n)
+        """The ``n`` recordings nearest to ``request`` (a scan: only ever done for a miss);
+        none when the request cannot be compared at all."""
+        try:
+            return self.index.closest(request, n)
+        except RecursionError:
+            return []
 
     def record_miss(self, error: NoMatchingInteractionError) -> None:
         """Keep a miss the HTTP side answered, for the test to raise later."""
@@ -244,6 +252,15 @@ class ReplayServer(Lifecycle):
     async def stop(self) -> None:
         """Stop serving; replies still running get one second, then are cut."""
         await self._server.stop()
+
+
+def too_deep_to_match(request: RecordedRequest, name: str) -> NoMatchingInteractionError:
+    """The miss of a request whose key could not be computed: a matcher's body normaliser ran
+    out of stack on JSON nested too deeply (one that treats such a body as bytes never does)."""
+    return NoMatchingInteractionError(
+        f"{request.method} {request.uri}: its body is nested too deeply to compare with "
+        f"the recordings of {name}"
+    )
 
 
 def _common_origin(interactions: Iterable[Interaction]) -> str | None:

@@ -12,12 +12,18 @@ survive. A response body is streamed data: every edit also moves the chunk bound
 
 A request is scrubbed with what the request alone reveals, so scrubbing the same live request
 again (as the replay index does before computing its key) gives exactly the stored request.
+
+JSON nested too deeply to walk within Python's recursion limit (``json.loads`` raises
+``RecursionError`` at about a thousand levels, and walking a parsed document costs stack too) is
+treated like any text that is not JSON: its bytes are kept, and only secret-looking values and
+echoes are replaced in them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
@@ -125,7 +131,10 @@ class _Scrubber:
         # A form body (pairs() in the full pass) names its fields with "=".
         if b"=" in body and "form-urlencoded" in (request.header("content-type") or "").lower():
             return False
-        return not any(self.names_a_secret(document) for _, _, document in json_documents(body))
+        try:
+            return not any(self.names_a_secret(doc) for _, _, doc in json_documents(body))
+        except RecursionError:
+            return False  # too deep to tell here: the full pass keeps it as bytes
 
     def request_in_full(self, request: RecordedRequest) -> RecordedRequest:
         headers = self.headers(request.headers)
@@ -231,7 +240,9 @@ class _Scrubber:
         edits: list[Edit] = []
         values = self.strings_may_look_secret(body)
         for start, end, document in json_documents(body):
-            edits.extend(self.json_edits(body, start, end, document, values=values))
+            # Parsed, but too deep to walk: bytes, like a document that did not parse.
+            with suppress(RecursionError):
+                edits.extend(self.json_edits(body, start, end, document, values=values))
         taken = list(edits)
         edits.extend(e for e in self.pattern_edits(body) if not _overlaps(e, taken))
         body, chunk_tuple = apply_edits(body, chunks, without_overlaps(edits))
@@ -365,7 +376,7 @@ def json_documents(body: bytes) -> list[tuple[int, int, Any]]:
 def _loads_or(data: bytes, default: Any) -> Any:
     try:
         return json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
         return default
 
 
