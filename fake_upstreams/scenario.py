@@ -70,12 +70,35 @@ def load_scenario(path: str | Path) -> Scenario:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise ValueError(f"scenario {path}: cannot read it: {error}") from None
+    is_json = path.suffix.lower() == ".json"
     try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as error:
-        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
-        raise ValueError(f"scenario {path}: not valid {kind}: {error}") from None
+        # Both decoders recurse per nesting level in Python (yaml.safe_load is the pure-Python
+        # loader, not libyaml's), so a file nested thousands deep ends in RecursionError, not a
+        # crash; no scenario is more than a few levels deep.
+        data = json.loads(text) if is_json else yaml.safe_load(text)
+    except RecursionError:
+        raise ValueError(f"scenario {path}: nested too deeply to be a scenario") from None
+    except yaml.YAMLError as error:
+        raise ValueError(f"scenario {path}: not valid YAML{_yaml_problem(error)}") from None
+    except ValueError as error:  # json.JSONDecodeError: one line, with line and column
+        raise ValueError(f"scenario {path}: not valid JSON: {error}") from None
     return parse_scenario(data, source=str(path))
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """What PyYAML says, on one line: `` at line L, column C: problem``.
+
+    PyYAML's own text spans several lines (it quotes the offending line with a caret), which
+    does not fit a one-line error.
+    """
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return f": {' '.join(str(error).split())}"
+    mark = error.problem_mark or error.context_mark
+    where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+    what = "; ".join(part for part in (error.context, error.problem) if part)
+    if isinstance(error, yaml.constructor.ConstructorError):
+        what += " (a scenario is plain data: no tags that build objects)"
+    return f"{where}: {' '.join(what.split())}"
 
 
 def parse_scenario(data: object, *, source: str = "<scenario>") -> Scenario:
