@@ -166,6 +166,47 @@ async def test_nothing_after_done_and_missing_done_is_truncation(provider: type[
     assert caught.value.partial == "xy"
 
 
+NOT_A_STREAM = [
+    pytest.param(b'{"error": {"message": "model overloaded"}}', "application/json", id="json"),
+    pytest.param(b"<!DOCTYPE html><title>Just a moment...</title>", "text/html", id="html"),
+]
+
+
+@pytest.mark.parametrize(("body", "kind"), NOT_A_STREAM)
+@pytest.mark.parametrize("door", ["sync", "async"])
+@pytest.mark.parametrize("provider", SSE_PROVIDERS, ids=lambda p: p.__name__)
+async def test_a_success_that_is_not_an_event_stream_is_malformed_not_truncated(
+    provider: type[Provider], door: str, body: bytes, kind: str
+) -> None:
+    not_a_stream = RawReply(
+        status=SUCCESS_STATUS[provider.__name__], headers=[("Content-Type", kind)], chunks=[body]
+    )
+    said = f"{provider.__name__} reply is not an event stream: .* it began: '{body[:20].decode()}"
+    with raw_server(not_a_stream) as server, pytest.raises(MalformedReplyError, match=said):
+        await collect(door, provider, server.url)
+
+
+CUT_BEFORE_ANY_TEXT = [
+    pytest.param(b"", id="nothing"),
+    pytest.param(b": keep-alive\n\n", id="a-comment"),
+    pytest.param(b"\xef\xbb\xbf: keep-alive\n\n", id="bom-and-comment"),
+    pytest.param(b"da", id="inside-the-field-name"),
+    pytest.param(b'data: {"choices": [{"delta": {"cont', id="inside-the-first-line"),
+    pytest.param(b"event: message\nid: 1\nretry: 10\n", id="fields-without-data"),
+]
+
+
+@pytest.mark.parametrize("body", CUT_BEFORE_ANY_TEXT)
+@pytest.mark.parametrize("provider", SSE_PROVIDERS, ids=lambda p: p.__name__)
+async def test_an_event_stream_cut_before_any_text_is_still_truncation(
+    provider: type[Provider], body: bytes
+) -> None:
+    cut = reply(provider, [body] if body else [])
+    with raw_server(cut) as server, pytest.raises(TruncatedStreamError) as caught:
+        await run_async(provider, server.url)
+    assert caught.value.partial == ""
+
+
 def test_ai365vip_legacy_yields_lines() -> None:
     with raw_server(reply(AI365VIP, [b"one\ntw", b"o\nthree"])) as server:
         assert run_sync(AI365VIP, server.url, decoding="legacy") == ["one\n", "two\n", "three"]

@@ -7,8 +7,12 @@ import inspect
 import aiohttp
 import pytest
 import requests.exceptions as rex
+from aiohttp import RequestInfo
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from providers import errors
+from providers.errors import StreamResetError
 from providers.transport_errors import (
     AIOHTTP_TABLE,
     REQUESTS_TABLE,
@@ -95,3 +99,16 @@ def test_unknown_exception_is_not_a_transport_failure() -> None:
     assert target_for(KeyError, "read") is None
     mapped = translate(KeyError("k"), provider="x", url="u", phase="read")
     assert type(mapped) is errors.TransportError
+
+
+def test_a_reply_aiohttp_could_not_parse_does_not_read_like_an_http_400() -> None:
+    garbage = aiohttp.ClientResponseError(
+        RequestInfo(URL("http://127.0.0.1:1/"), "POST", CIMultiDictProxy(CIMultiDict()), URL()),
+        (),
+        status=400,
+        message="Bad status line 'nonsense'",
+    )
+    mapped = translate(garbage, provider="AI365VIP", url="http://127.0.0.1:1/", phase="connect")
+    assert isinstance(mapped, StreamResetError)
+    assert "the reply could not be parsed as HTTP: Bad status line 'nonsense'" in str(mapped)
+    assert "400" not in str(mapped)

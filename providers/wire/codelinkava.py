@@ -27,7 +27,7 @@ from providers.wire.common import (
 )
 from providers.wire.lines import AiohttpLineSplitter
 from providers.wire.openai_chunks import DONE, delta_content, encode_events
-from providers.wire.sse import SSEDecoder
+from providers.wire.sse import SSEDecoder, StreamStart
 
 SITE = "https://ava-ai-ef611.web.app"
 API = "https://ava-alpha-api.codelink.io"
@@ -120,12 +120,15 @@ class EventDecoder:
 
     def __init__(self) -> None:
         self._events = SSEDecoder(errors="strict")
+        self._start = StreamStart()
         self._text: list[str] = []
         self.done = False
 
     def feed(self, data: bytes) -> list[str | None]:
         pieces: list[str | None] = []
+        self._start.keep(data)
         for event in self._events.feed(data):
+            self._start.saw_data = True
             if self.done:
                 break  # nothing after [DONE] is ever yielded
             if event.data == DONE:
@@ -141,6 +144,9 @@ class EventDecoder:
         if not self.done:
             cut = self._events.pending
             self._events.finish()
+            malformed = self._start.not_an_event_stream("CodeLinkAva")
+            if malformed is not None:
+                raise malformed
             where = "inside an event" if cut else "without data: [DONE]"
             raise TruncatedStreamError(
                 f"CodeLinkAva stream ended {where}", partial="".join(self._text)

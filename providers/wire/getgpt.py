@@ -31,7 +31,7 @@ from providers.wire.common import (
 )
 from providers.wire.lines import RequestsLineSplitter
 from providers.wire.openai_chunks import DONE, delta_content, encode_events
-from providers.wire.sse import SSELineDecoder
+from providers.wire.sse import SSELineDecoder, StreamStart
 
 SITE = "https://chat.getgpt.world"
 MODEL = "gpt-3.5-turbo"
@@ -171,15 +171,20 @@ class DataLineDecoder:
 
     def __init__(self) -> None:
         self._lines = SSELineDecoder(errors="strict")
+        self._start = StreamStart()
         self._text: list[str] = []
         self.done = False
 
     def feed(self, data: bytes) -> list[str | None]:
+        self._start.keep(data)
         return self._handle(self._lines.feed(data))
 
     def finish(self) -> list[str | None]:
         pieces = self._handle(self._lines.finish())
         if not self.done:
+            malformed = self._start.not_an_event_stream("GetGpt")
+            if malformed is not None:
+                raise malformed
             where = "inside a line" if self._lines.partial else "without data: [DONE]"
             raise TruncatedStreamError(f"GetGpt stream ended {where}", partial="".join(self._text))
         return pieces
@@ -189,6 +194,7 @@ class DataLineDecoder:
         for line in lines:
             if self.done or not line.startswith("data:"):
                 continue  # blank separators, comments; nothing after [DONE] counts
+            self._start.saw_data = True
             payload = line[6:] if line.startswith("data: ") else line[5:]
             if payload == DONE:
                 self.done = True

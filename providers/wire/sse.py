@@ -241,3 +241,50 @@ class SSEDecoder:
         self._data.clear()
         self._event_type = ""
         return event
+
+
+_FIELD_NAMES = (b"data", b"event", b"id", b"retry")
+
+
+def _event_stream_line(line: bytes) -> bool:
+    """Blank, a comment, or a field of the event stream grammar (or its name, cut short)."""
+    if not line.strip() or line.startswith(b":"):
+        return True
+    name = line.split(b":", 1)[0]
+    return any(field.startswith(name) for field in _FIELD_NAMES)
+
+
+class StreamStart:
+    """The first bytes of a reply, to tell a stream cut short from a reply that never was one.
+
+    A ``200`` carrying a JSON error or an HTML challenge page ends without ``[DONE]`` just like a
+    cut stream; naming it truncation (with an empty ``partial``) would send a person looking for
+    a network fault. Only the first :attr:`LIMIT` bytes are kept.
+    """
+
+    LIMIT = 512
+
+    def __init__(self) -> None:
+        self._head = bytearray()
+        #: Set by the decoder once a ``data:`` line has been seen.
+        self.saw_data = False
+
+    def keep(self, data: bytes) -> None:
+        room = self.LIMIT - len(self._head)
+        if room > 0:
+            self._head += data[:room]
+
+    def not_an_event_stream(self, provider: str) -> MalformedReplyError | None:
+        """The error to raise at end of stream if nothing in it looked like an event stream.
+
+        Nothing at all, or only comments (keep-alives), is a stream cut short: ``None``.
+        """
+        if self.saw_data:
+            return None
+        lines = bytes(self._head).removeprefix(b"\xef\xbb\xbf").splitlines()
+        if all(_event_stream_line(line) for line in lines):
+            return None
+        return MalformedReplyError(
+            f"{provider} reply is not an event stream: it ended without a single data: line; "
+            f"it began: {excerpt(bytes(self._head))!r}"
+        )
