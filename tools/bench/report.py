@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import secrets
+import stat
 from pathlib import Path
 
 from tools.bench.context import BenchOptions
@@ -203,14 +204,60 @@ def _method(report: BenchReport) -> list[str]:
     ]
 
 
+def report_path_problem(path: Path) -> str | None:
+    """Why :func:`write_report` could not write ``path``, or ``None`` if it looks writable.
+
+    Checked before a run, so a typo costs seconds, not a whole run. The report is written to a
+    new file beside ``path`` (folders created as needed) and then renamed over it, so what must
+    hold is: ``path`` is not a directory or a special file (renaming over ``/dev/null`` would
+    replace the device), and the nearest folder that exists lets us create files in it.
+    """
+    if path.is_dir():
+        return "it is a directory"
+    if path.exists() and not path.is_file():
+        return "it is not a regular file"
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent  # the root always exists, so this ends
+    if not folder.is_dir():
+        return f"{folder} is not a directory"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to create files in {folder}"
+    return None
+
+
 def write_report(text: str, path: Path) -> None:
-    """Write ``text`` to ``path`` atomically (a half-written report never replaces a good one)."""
+    """Write ``text`` to ``path`` atomically (a half-written report never replaces a good one).
+
+    A report that exists keeps its file mode; a new one gets what ``open(path, "w")`` would
+    give (0o666 less the umask). It is a document to share, not a secret.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None
+    descriptor, temporary = _new_file_beside(path)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
             stream.write(text)
+        if mode is not None:
+            os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
-        Path(temporary).unlink(missing_ok=True)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def _new_file_beside(path: Path) -> tuple[int, Path]:
+    """A new, empty, hidden file in ``path``'s folder, open for writing.
+
+    Created with mode 0o666 so the umask decides, as for any file a program writes;
+    ``tempfile.mkstemp`` would make it 0o600, and the rename would carry that over.
+    """
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
+        except FileExistsError:  # 48 random bits: practically never, but never overwrite
+            continue
