@@ -5,6 +5,9 @@
     python3 run.py test         lint, type-check and run the whole test suite offline
     python3 run.py <command>    any other `tapedeck` command (record, replay, inspect, lint, bench)
 
+    python3 run.py test --help       what `test` runs, and how to pass arguments to pytest
+    python3 run.py <command> --help  that command's options
+
 The environment lives in `.venv/` next to this file. It is created on first use and reinstalled
 only when `requirements.lock` or `pyproject.toml` change, so every later call starts at once.
 Only the standard library may be used here: this file runs before anything is installed.
@@ -76,6 +79,42 @@ def ensure_environment() -> None:
     _say("environment ready")
 
 
+TEST_USAGE = """\
+usage: python3 run.py test [PYTEST ARGS...]
+       python3 run.py test [-h | --help]
+
+Runs, from the repository root, stopping at the first that fails:
+  1. ruff check .
+  2. ruff format --check .
+  3. mypy --strict          (the packages listed under [tool.mypy] in pyproject.toml)
+  4. pytest PYTEST ARGS...  (the whole suite, offline; HYPOTHESIS_PROFILE defaults to dev,
+                             or ci when CI is set)
+
+Every argument but -h/--help goes to pytest, e.g. `python3 run.py test -k getgpt -x`.
+Arguments after `--` go to pytest as they are: `python3 run.py test -- --help` shows pytest's
+own help (without steps 1-3).
+
+Exit status: 1 if step 1, 2 or 3 fails, else pytest's.
+"""
+
+
+def split_test_arguments(argv: list[str]) -> tuple[bool, list[str]]:
+    """``run.py test`` arguments: whether run.py's own help was asked for, and pytest's.
+
+    Before the first ``--``, -h/--help is run.py's; the first ``--`` itself is dropped, and
+    everything after it goes to pytest untouched (pytest would take a ``--`` as the end of its
+    options, turning ``-- -k x`` into a file named ``-k``).
+    """
+    if "--" in argv:
+        cut = argv.index("--")
+        ours, passed_on = argv[:cut], argv[cut + 1 :]
+    else:
+        ours, passed_on = argv, []
+    if any(arg in {"-h", "--help"} for arg in ours):
+        return True, []
+    return False, ours + passed_on
+
+
 def run_tests(extra: list[str]) -> int:
     """Lint, format check, strict type check, then the pytest suite. Stops at the first failure."""
     steps: list[tuple[str, list[str]]] = [
@@ -83,6 +122,8 @@ def run_tests(extra: list[str]) -> int:
         ("ruff format --check", [str(_bin("ruff")), "format", "--check", "."]),
         ("mypy --strict", [str(_bin("mypy"))]),
     ]
+    if any(arg in {"-h", "--help"} for arg in extra):
+        steps = []  # pytest only prints its help: checking the code first is a wait for nothing
     for label, cmd in steps:
         _say(f"{label} ...")
         if subprocess.run(cmd, cwd=ROOT, check=False).returncode != 0:
@@ -99,10 +140,15 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(__doc__)
         return 0 if argv else 2
-    ensure_environment()
     command, rest = argv[0], argv[1:]
     if command == "test":
-        return run_tests(rest)
+        wants_help, pytest_args = split_test_arguments(rest)
+        if wants_help:
+            print(TEST_USAGE, end="")
+            return 0  # before ensure_environment: help must not install or run anything
+        ensure_environment()
+        return run_tests(pytest_args)
+    ensure_environment()
     # Everything else is a tapedeck subcommand; `serve` is the common case.
     cmd = [str(_bin("tapedeck")), command, *rest]
     if os.name == "nt":
