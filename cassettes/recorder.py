@@ -18,6 +18,20 @@ writes happen in order, never two at once, writes queued behind a running one co
 process killed at any moment leaves either the previous file or the new one, never a mixture. A
 session that records nothing writes nothing. Nobody waits for a write but :meth:`Recorder.close`.
 
+A session that may record never starts blind, nor two at once:
+
+- before anything is served, the cassette's directory is created and a temporary file is made and
+  removed in it, so a path that cannot be written fails at construction (:class:`CassetteError`),
+  not at the first save;
+- it holds an exclusive lock for its whole life: ``flock`` on ``.NAME.lock`` beside the cassette
+  (beside its target, for a symlink, which is written through). A second session on the same
+  file is refused at construction, naming the holder's pid; the kernel drops the lock when the
+  holder's process ends, however it ends, and :meth:`Recorder.close` removes the file;
+- a write that fails later (disk full, directory gone) never escapes the writer thread: the
+  reason is kept in :attr:`Recorder.write_problem` and given to ``on_write_problem`` at once (and
+  ``None`` once a write succeeds again), the interactions stay in memory, and every later write
+  tries again to save them all.
+
 New recordings are not replayed within the session that made them (vcrpy does, in
 ``new_episodes``): a proxy in front of a live service should show the live answer.
 """
@@ -26,10 +40,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, get_args
@@ -41,6 +58,9 @@ from cassettes.matchers import Matcher
 from cassettes.model import Cassette, Interaction, Provenance, RecordedRequest, Source
 from cassettes.scrub import DEFAULT_POLICY, ScrubPolicy, scrub_interaction
 from providers.errors import CassetteError, NoMatchingInteractionError
+
+if sys.platform != "win32":
+    import fcntl
 
 RecordMode = Literal["once", "new_episodes", "none", "all"]
 RECORD_MODES: tuple[RecordMode, ...] = get_args(RecordMode)
@@ -94,7 +114,10 @@ class Recorder:
     """One cassette file, one record mode, one scrub policy; shared by every proxied request.
 
     Raises :class:`CassetteError` at construction when the mode cannot work with the file
-    (``none`` without a cassette), and the loader's errors for an unreadable existing cassette.
+    (``none`` without a cassette), when a session that may record cannot write it or another
+    session is recording into it, and the loader's errors (``OSError``, ...) for an unreadable
+    existing cassette. ``on_write_problem`` is called from the writer thread when a write fails
+    (with one line saying why) and when one succeeds after that (with ``None``).
     """
 
     def __init__(
@@ -110,6 +133,7 @@ class Recorder:
         tool_version: str | None = None,
         before_record: BeforeRecord | None = None,
         listener: Callable[[Event], None] | None = None,
+        on_write_problem: Callable[[str | None], None] | None = None,
     ) -> None:
         if mode not in RECORD_MODES:
             raise ValueError(f"record mode must be one of {', '.join(RECORD_MODES)}, not {mode!r}")
@@ -118,23 +142,39 @@ class Recorder:
         self.policy = policy
         self.before_record = before_record
         self.listener = listener
+        self.on_write_problem = on_write_problem
         self.stats = Stats(started=time.monotonic())
         provenance = Provenance.now(target_url, source, tool_version)
         if recorded_at is not None:
             provenance = replace(provenance, recorded_at=recorded_at)
-        existing = self._load_existing()
-        if mode == "none" and existing is None:
-            raise CassetteError(
-                f"record mode 'none' replays only, and {self.path} does not exist; "
-                "record it first (--mode once)"
+        self._write_problem: str | None = None
+        # Checked and locked before loading, so that what is loaded is what nobody else changes.
+        self._session_lock: _SessionLock | None = None
+        if mode in ("all", "new_episodes") or (mode == "once" and not self.path.exists()):
+            target = Path(os.path.realpath(self.path))  # where yamlio writes a symlink's bytes
+            _check_writable(target, self.path)
+            self._session_lock = _SessionLock.acquire(target, self.path)
+        try:
+            existing = self._load_existing()
+            if mode == "none" and existing is None:
+                raise CassetteError(
+                    f"record mode 'none' replays only, and {self.path} does not exist; "
+                    "record it first (--mode once)"
+                )
+            self.index = InteractionIndex.from_cassette(
+                existing or Cassette(),
+                matcher=matcher or Matcher(scrub=policy),
+                name=str(self.path),
             )
+        except BaseException:
+            self._release_session_lock()
+            raise
         #: True when requests are looked up in the existing cassette before anything else.
         self.replaying = existing is not None
         #: True when requests without a recording are forwarded and recorded.
         self.recording = mode in ("all", "new_episodes") or (mode == "once" and existing is None)
-        self.index = InteractionIndex.from_cassette(
-            existing or Cassette(), matcher=matcher or Matcher(scrub=policy), name=str(self.path)
-        )
+        if not self.recording:  # "once", and another session created the file meanwhile
+            self._release_session_lock()
         if mode == "new_episodes" and existing is not None:
             self._cassette = Cassette(existing.interactions, provenance, existing.extra)
         else:
@@ -219,18 +259,42 @@ class Recorder:
 
     def _write_latest(self) -> None:
         # Runs in the single writer thread. Queued writes coalesce: a write that finds its
-        # generation already on disk does nothing.
+        # generation already on disk does nothing. A failed write leaves _written behind, so the
+        # next one writes everything again.
         with self._lock:
             generation, cassette = self._generation, self._cassette
-        if generation > self._written:
+        if generation <= self._written:
+            return
+        try:
             self._file.write(cassette)
-            self._written = generation
+        except Exception as error:  # raised here, it would only surface at close, as a traceback
+            self._set_write_problem(f"cannot write {self.path}: {_reason(error)}")
+            return
+        self._written = generation
+        self._set_write_problem(None)
+
+    def _set_write_problem(self, problem: str | None) -> None:
+        if problem == self._write_problem:
+            return  # said already: one line when it starts failing, one when it recovers
+        self._write_problem = problem
+        if self.on_write_problem is not None:
+            self.on_write_problem(problem)
+
+    @property
+    def write_problem(self) -> str | None:
+        """Why the last write failed (``cannot write PATH: why``); None if it succeeded."""
+        return self._write_problem
 
     @property
     def unsaved(self) -> bool:
         """True while an added interaction has not reached the file yet."""
+        return self.unsaved_count > 0
+
+    @property
+    def unsaved_count(self) -> int:
+        """Interactions added that have not reached the file yet."""
         with self._lock:
-            return self._generation > self._written
+            return self._generation - self._written
 
     def note(self, event: Event) -> None:
         """Count ``event`` in :attr:`stats` and pass it to the listener."""
@@ -248,8 +312,122 @@ class Recorder:
             self.listener(event)
 
     async def close(self) -> None:
-        """Write what is unsaved and stop the writer thread (again: only the write)."""
-        await self.persist()
-        if not self._closed:
-            self._closed = True
-            self._writer.shutdown(wait=True)
+        """Write what is unsaved, stop the writer thread and end the session's lock (again: only
+        the write). Never raises for a failed write: see :attr:`write_problem` and
+        :attr:`unsaved`."""
+        try:
+            await self.persist()
+            if not self._closed:
+                self._closed = True
+                self._writer.shutdown(wait=True)
+        finally:
+            self._release_session_lock()
+
+    def _release_session_lock(self) -> None:
+        if self._session_lock is not None:
+            self._session_lock.release()
+            self._session_lock = None
+
+
+def _reason(error: BaseException) -> str:
+    """Why a file operation failed, in a few words."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return f"{type(error).__name__}: {error}"
+
+
+def _check_writable(target: Path, shown: Path) -> None:
+    """Raise :class:`CassetteError` unless a cassette can be written atomically at ``target``:
+    its directory is made, and a temporary file created and removed there, as a save would."""
+    if target.is_dir():
+        raise CassetteError(f"cannot write {shown}: it is a directory")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        # Some part of the path is a file: name it, as mkdir's "File exists" does not.
+        blocker = next(p for p in reversed(target.parents) if p.exists() and not p.is_dir())
+        raise CassetteError(f"cannot write {shown}: {blocker} is not a directory") from None
+    except OSError as error:
+        raise CassetteError(f"cannot write {shown}: {_reason(error)}") from None
+    try:
+        handle, probe = tempfile.mkstemp(
+            prefix=f".{target.name}.", suffix=".partial", dir=target.parent
+        )
+    except OSError as error:
+        raise CassetteError(f"cannot write {shown}: {_reason(error)}") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+class _SessionLock:
+    """An exclusive ``flock`` on ``.NAME.lock`` beside a cassette, for one recording session.
+
+    The kernel releases it when the process ends, however it ends. :meth:`release` removes the
+    file while still holding the lock; a session that opened the file just before that and locks
+    it just after finds that its file is no longer the one at the path, and starts again.
+    Without ``fcntl`` (Windows) sessions are not protected from each other.
+    """
+
+    def __init__(self, path: Path, descriptor: int) -> None:
+        self.path = path
+        self._descriptor: int | None = descriptor
+
+    @classmethod
+    def acquire(cls, target: Path, shown: Path) -> _SessionLock:
+        """Lock ``target``'s lock file, or raise :class:`CassetteError` naming the holder."""
+        path = target.with_name(f".{target.name}.lock")
+        while True:
+            try:
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as error:
+                raise CassetteError(f"cannot write {shown}: {_reason(error)}") from None
+            try:
+                if not _try_lock(descriptor):
+                    holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip()
+                    pid = f" (pid {holder})" if holder.isdigit() else ""
+                    raise CassetteError(
+                        f"{shown} is being recorded by another session{pid}; only one "
+                        "session at a time may record into a cassette: stop the other one, or "
+                        "record into another file"
+                    )
+                if _same_file(path, descriptor):
+                    os.ftruncate(descriptor, 0)
+                    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+                    return cls(path, descriptor)
+            except BaseException:
+                os.close(descriptor)
+                raise
+            os.close(descriptor)  # released and removed meanwhile: lock the new file
+
+    def release(self) -> None:
+        """Remove the lock file and unlock it (closing it unlocks); again: nothing."""
+        if self._descriptor is None:
+            return
+        with suppress(OSError):  # left behind, unlocked: the next session takes it over
+            self.path.unlink(missing_ok=True)
+        os.close(self._descriptor)
+        self._descriptor = None
+
+    def __del__(self) -> None:
+        # A recorder dropped without close(): unlock (the file stays, and is taken over).
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+
+
+def _try_lock(descriptor: int) -> bool:
+    if sys.platform == "win32":
+        return True
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _same_file(path: Path, descriptor: int) -> bool:
+    try:
+        at_path = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(descriptor)
+    return (at_path.st_dev, at_path.st_ino) == (held.st_dev, held.st_ino)

@@ -87,7 +87,10 @@ def write_atomic(path: Path, data: bytes) -> None:
     systems), are fsynced, and only then renamed over the target. An exception or a killed
     process leaves the old file exactly as it was; an exception also removes the temporary file
     (a SIGKILL cannot, which is why its name ends in ``.partial``, ignored by git).
+
+    A symlink is written through: its target is replaced (created if missing) and the link stays.
     """
+    path = Path(os.path.realpath(path))  # renaming over a link would replace the link itself
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     try:

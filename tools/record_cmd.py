@@ -4,6 +4,12 @@ Once it listens, stdout gets exactly one line, ``record URL``, flushed, so a scr
 URL and start sending. Everything else goes to stderr: the session's settings, one line per
 request with the running totals, and a summary when it stops. Ctrl-C and SIGTERM stop it (exit
 0) after replies in flight had a moment to finish and the cassette was written.
+
+Nothing recorded is lost quietly. A session that may record checks that it can write the cassette
+and takes the cassette's session lock (see :mod:`cassettes.recorder`) before the URL is printed,
+and refuses to start with one line and exit status 1 otherwise; a write that fails later is one
+line on stderr at once, every request line after it says the cassette is not saved, and if the
+last write still fails the summary says what was lost and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from urllib.parse import urlsplit
 
 from cassettes.model import Source
 from cassettes.proxy import RecordingProxy
-from cassettes.recorder import RECORD_MODES, Event, Recorder, RecordMode, Stats
+from cassettes.recorder import RECORD_MODES, Event, Recorder, RecordMode
 from cassettes.scrub import ScrubPolicy
 from fake_upstreams.offline import is_loopback_host
 from tools._serving import cannot_listen, port_number, serve_until_signalled
@@ -31,22 +37,39 @@ record modes (as in vcrpy):
   none          replay only; the cassette must exist
   all           record everything; the cassette is replaced
 
+one session per cassette: a session that may record holds an exclusive lock on the cassette
+  (flock on .NAME.lock beside it) until it stops; a second one on the same file, or on a symlink
+  to it, is refused. The lock dies with the process, even a killed one. Before 'record URL', the
+  cassette's directory is created and checked writable; a symlinked cassette is written through
+  to its target.
+
 scrubbing: Authorization, Cookie, Set-Cookie, and any header, query parameter or JSON field
   whose name looks like a key, token, secret, password or session is replaced by <scrubbed>,
   as are bearer tokens, sk- keys and JWTs anywhere, before anything is written.
 
 output:
   stdout  'record URL' once the proxy listens: send your requests there
-  stderr  one line per request with running totals, and a summary at the end
+  stderr  one line per request with running totals, and a summary at the end; a cassette
+          write that fails is said at once (exit status 1 if it still fails at the end)
 """
 
 
-def _target(value: str) -> str:
-    parts = urlsplit(value)
+def _base_url(value: str) -> str:
+    """An argparse type for --target and --record-as; argparse names the option in errors."""
+    try:
+        parts = urlsplit(value)
+    except ValueError as error:  # e.g. "Invalid IPv6 URL"
+        raise argparse.ArgumentTypeError(f"not a valid URL: {value!r} ({error})") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"the target must be an http(s) URL, got {value!r}")
+        raise argparse.ArgumentTypeError(f"must be an http(s) URL, got {value!r}")
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or beyond 65535
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"the port must be 1 to 65535, got {value!r}")
     if parts.query or parts.fragment:
-        raise argparse.ArgumentTypeError("the target is a base URL: no query or fragment")
+        raise argparse.ArgumentTypeError(f"a base URL takes no query or fragment, got {value!r}")
     return value.rstrip("/")
 
 
@@ -67,7 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
         required=True,
-        type=_target,
+        type=_base_url,
         metavar="URL",
         help="base URL to forward every request to",
     )
@@ -91,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--record-as",
-        type=_target,
+        type=_base_url,
         metavar="URL",
         help="write request URIs as if sent to this base URL (e.g. the real site a local "
         "stand-in replaces), so plain vcrpy matches them by host",
@@ -154,16 +177,29 @@ def run(args: argparse.Namespace) -> int:
             f"warning: listening on {args.host}, beyond loopback: anyone who can reach this "
             "machine can send requests through your recording (and its credentials)"
         )
+    if not args.cassette:  # Path("") would be the current directory
+        _say("cannot read '': the cassette path is empty")
+        return 1
     totals = _Progress(quiet=args.quiet)
-    recorder = Recorder(  # raises CassetteError for mode none without a cassette: exit 1
-        args.cassette,
-        target_url=args.target,
-        source=source,
-        mode=mode,
-        policy=policy_from(args),
-        listener=totals.show,
-    )
-    totals.stats = recorder.stats
+    try:
+        # CassetteError (one line and exit 1, from tools.cli) when the file cannot be written,
+        # another session records into it, or mode none has no cassette to replay.
+        recorder = Recorder(
+            args.cassette,
+            target_url=args.target,
+            source=source,
+            mode=mode,
+            policy=policy_from(args),
+            listener=totals.show,
+            on_write_problem=lambda problem: _say_write_problem(args.cassette, problem),
+        )
+    except OSError as error:
+        _say(f"cannot read {args.cassette}: {error.strerror or error}")
+        return 1
+    except RecursionError:  # a body normaliser ran out of stack on a recorded request
+        _say(f"cannot index {args.cassette}: a recorded request body is nested too deeply")
+        return 1
+    totals.recorder = recorder
     proxy = RecordingProxy(
         recorder,
         args.target,
@@ -193,22 +229,41 @@ async def _serve(proxy: RecordingProxy, args: argparse.Namespace, source: Source
         ready=ready,
     )
     if status == 0:
-        _say(_summary(recorder.stats, args.cassette, len(recorder.cassette), recorder.recording))
+        _say(_summary(recorder, args.cassette))
+        if recorder.write_problem is not None:
+            return 1  # what was recorded is lost: a script must not take it for a success
     return status
 
 
-def _summary(stats: Stats, path: str, total: int, recording: bool) -> str:
+def _say_write_problem(path: str, problem: str | None) -> None:
+    # Called from the recorder's writer thread, the moment a write fails or works again.
+    if problem is None:
+        _say(f"{path} written again: nothing recorded was lost")
+    else:
+        _say(
+            f"{problem}; what was recorded stays in memory and every later write (after each "
+            "new interaction, and at the end) tries to save it all"
+        )
+
+
+def _summary(recorder: Recorder, path: str) -> str:
+    stats = recorder.stats
     parts = [
         f"{stats.recorded} recorded ({stats.body_bytes} body bytes)",
         f"{stats.replayed} replayed",
         f"{stats.refused} refused",
         f"{stats.failed} failed or cut (not recorded)",
     ]
-    if stats.recorded:
-        where = f"{path} now holds {total} interaction(s)"
+    if recorder.write_problem is not None:
+        where = (
+            f"NOT SAVED: {recorder.write_problem}; {recorder.unsaved_count} interaction(s) "
+            f"are lost, and {path} is as the last write that worked left it"
+        )
+    elif stats.recorded:
+        where = f"{path} now holds {len(recorder.cassette)} interaction(s)"
     elif not os.path.exists(path):
         where = "nothing recorded, no cassette written"
-    elif recording:
+    elif recorder.recording:
         where = f"nothing new, {path} left as it was"
     else:
         where = f"{path} only replayed, left as it was"
@@ -220,12 +275,14 @@ class _Progress:
 
     def __init__(self, *, quiet: bool) -> None:
         self.quiet = quiet
-        self.stats = Stats()
+        self.recorder: Recorder | None = None  # set once the recorder exists
 
     def show(self, event: Event) -> None:
-        if self.quiet:
+        if self.quiet or self.recorder is None:
             return
-        s = self.stats
+        s = self.recorder.stats
+        problem = self.recorder.write_problem
+        unsaved = f" | NOT SAVED ({problem})" if problem else ""
         status = f" {event.status}" if event.status else ""
         body = f" {event.body_bytes}B/{event.chunks} chunks" if event.chunks else ""
         took = f" {event.elapsed_ms:.1f}ms" if event.elapsed_ms else ""
@@ -233,7 +290,7 @@ class _Progress:
         print(
             f"{event.kind} {event.method} {event.path}{status}{body}{took}{detail} | "
             f"total {s.recorded} recorded, {s.replayed} replayed, {s.body_bytes}B, "
-            f"{s.elapsed():.1f}s",
+            f"{s.elapsed():.1f}s{unsaved}",
             file=sys.stderr,
             flush=True,
         )
