@@ -69,6 +69,8 @@ class Replayer:
         # cassette (about 8 µs per interaction, 40 ms at 5,000).
         self._playables = tuple(Playable.of(i.response) for i in cassette.interactions)
         self._misses: list[NoMatchingInteractionError] = []
+        self._repeats = 0  # misses whose recordings were all played already
+        self._cut = 0  # replies cut short
         self._lock = threading.Lock()
 
     def request_from(
@@ -109,10 +111,25 @@ class Replayer:
         except RecursionError:
             return []
 
-    def record_miss(self, error: NoMatchingInteractionError) -> None:
-        """Keep a miss the HTTP side answered, for the test to raise later."""
+    def record_miss(
+        self, error: NoMatchingInteractionError, *, already_played: bool = False
+    ) -> None:
+        """Keep a miss the HTTP side answered, for the test to raise later; ``already_played``:
+        the request matched recordings, but every one of them was played already."""
         with self._lock:
             self._misses.append(error)
+            self._repeats += already_played
+
+    def reset(self) -> None:
+        """Every interaction can be played again; misses and cut replies are forgotten."""
+        self.index.reset()
+        with self._lock:
+            self._misses, self._repeats, self._cut = [], 0, 0
+
+    def record_cut(self) -> None:
+        """Count a reply that was cut short (client gone, server stopping)."""
+        with self._lock:
+            self._cut += 1
 
     def emit(self, event: ReplayEvent) -> None:
         """Tell the event hook (the CLI's request log) about an answered request."""
@@ -123,6 +140,7 @@ class Replayer:
         """The misses so far, forgetting them (a test that provoked them claims them)."""
         with self._lock:
             misses, self._misses = self._misses, []
+            self._repeats = 0
         return misses
 
     @property
@@ -130,6 +148,18 @@ class Replayer:
         """Every request that matched nothing, oldest first."""
         with self._lock:
             return list(self._misses)
+
+    @property
+    def repeats(self) -> int:
+        """How many of :attr:`misses` matched recordings that were all played already."""
+        with self._lock:
+            return self._repeats
+
+    @property
+    def cut_plays(self) -> int:
+        """How many replies were cut short: counted as played, but not sent whole."""
+        with self._lock:
+            return self._cut
 
 
 class ReplayServer(Lifecycle):
@@ -221,6 +251,17 @@ class ReplayServer(Lifecycle):
         """The misses so far, forgotten here: for tests that provoke misses on purpose."""
         return self.replayer.take_misses()
 
+    @property
+    def repeats(self) -> int:
+        """How many of :attr:`misses` asked again for interactions all played already (without
+        ``allow_repeats``): they matched, unlike the others."""
+        return self.replayer.repeats
+
+    @property
+    def cut_plays(self) -> int:
+        """How many of the :attr:`played` replies were cut short (client gone, server stopped)."""
+        return self.replayer.cut_plays
+
     def raise_misses(self) -> None:
         """Raise the first miss as :class:`NoMatchingInteractionError` (later ones noted)."""
         misses = self.take_misses()
@@ -239,9 +280,8 @@ class ReplayServer(Lifecycle):
         return self.cassette.interactions[number]
 
     def reset(self) -> None:
-        """Every interaction can be played again; misses are forgotten."""
-        self.replayer.index.reset()
-        self.replayer.take_misses()
+        """Every interaction can be played again; misses and cut replies are forgotten."""
+        self.replayer.reset()
 
     # -- lifecycle -------------------------------------------------------------------------
 

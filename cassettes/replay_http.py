@@ -18,6 +18,10 @@ gets aiohttp's ``application/octet-stream``.
 
 A request that matches nothing is answered with :data:`MISS_STATUS` and a JSON body naming the
 closest recorded requests and which matcher differed (see the constant for why 421).
+
+A reply counts as played whole only once ``write_eof`` returned. One cut short (the client hung
+up, or the server stopped before the last recorded chunk) is counted by the replayer
+(:meth:`~cassettes.replay.Replayer.record_cut`) and its event says after how many chunks.
 """
 
 from __future__ import annotations
@@ -96,7 +100,13 @@ class Playable:
 
 @dataclass(frozen=True, slots=True)
 class ReplayEvent:
-    """One request answered: the interaction played (None on a miss), what was sent, how long."""
+    """One request answered: the interaction played (None on a miss), what was sent, how long.
+
+    ``chunks`` and ``size`` are the recording's; ``cut_after`` is None when the reply went out
+    whole, else how many chunks (``cut_bytes`` bytes) were sent before it was cut. A miss has its
+    ``error`` and the ``closest`` recordings, and ``already_played`` when the request matched
+    recordings that were all played already.
+    """
 
     number: int | None
     method: str
@@ -106,15 +116,44 @@ class ReplayEvent:
     size: int
     elapsed_ms: float
     error: NoMatchingInteractionError | None = None
+    cut_after: int | None = None
+    cut_bytes: int = 0
+    closest: tuple[Candidate, ...] = ()
+    already_played: bool = False
 
     def describe(self) -> str:
-        """``#3 POST /api/chat -> 200, 5 chunks, 812 B, 1.2 ms`` or ``miss POST /x -> 421: ...``."""
+        """One line: ``#3 POST /api/chat -> 200, 5 chunk(s), 812 B, 1.2 ms``, ``#3 ... -> 200,
+        cut after 2 of 5 chunk(s) (90 of 812 B), 1.2 ms`` or ``miss POST /x -> 421: why``."""
         if self.number is None:
-            reason = str(self.error).splitlines()[0] if self.error else "no match"
-            return f"miss {self.method} {self.path} -> {self.status}: {reason}"
+            return f"miss {self.method} {self.path} -> {self.status}: {self._why_missed()}"
+        if self.cut_after is None:
+            sent = f"{self.chunks} chunk(s), {self.size} B"
+        else:
+            sent = (
+                f"cut after {self.cut_after} of {self.chunks} chunk(s) "
+                f"({self.cut_bytes} of {self.size} B)"
+            )
         return (
-            f"#{self.number} {self.method} {self.path} -> {self.status}, {self.chunks} chunk(s), "
-            f"{self.size} B, {self.elapsed_ms:.1f} ms"
+            f"#{self.number} {self.method} {self.path} -> {self.status}, {sent}, "
+            f"{self.elapsed_ms:.1f} ms"
+        )
+
+    def _why_missed(self) -> str:
+        # The error's message lists the closest recordings on lines of their own, which a log
+        # line cannot hold: it keeps the nearest one and how it differs.
+        if self.error is None:
+            return "no match"
+        head, *rest = str(self.error).splitlines() or ["no match"]
+        if not rest:
+            return head
+        if not self.closest:
+            return " ".join([head, *(" ".join(line.split()) for line in rest)])
+        nearest = self.closest[0]
+        differences = "; ".join(d.describe() for d in nearest.differences) or "same key"
+        more = len(self.closest) - 1
+        return (
+            f"{head} #{nearest.index} {nearest.request.method} {nearest.request.uri} "
+            f"({differences})" + (f", and {more} more in the {self.status} answer" if more else "")
         )
 
 
@@ -149,9 +188,30 @@ class _Handler:
         except NoMatchingInteractionError as error:
             return self._answer_miss(request, recorded, error, started)
         response = _response_for(number, playable, request)
+        # Played here rather than in a function of its own, so that the finally clause sees how
+        # far a reply got when it is cancelled (a client hanging up, the server stopping).
+        speed = replayer.speed
+        sent = 0  # chunks handed to the transport
+        whole = False  # true once write_eof returned
         try:
-            await _play(request, response, playable, replayer.speed, started)
+            for piece, offset in zip(playable.pieces, playable.offsets_s, strict=True):
+                if speed > 0:
+                    delay = started + offset / speed - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                if not response.prepared:
+                    await response.prepare(request)
+                await response.write(piece)
+                sent += 1
+            if not response.prepared:
+                await response.prepare(request)
+            await response.write_eof()
+            whole = True
+        except ConnectionResetError:
+            pass  # the client hung up mid-reply; nothing is left to send it
         finally:
+            if not whole:
+                replayer.record_cut()
             if replayer.on_event is not None:  # nobody listening: no event to build
                 event = ReplayEvent(
                     number,
@@ -161,6 +221,8 @@ class _Handler:
                     len(playable.pieces),
                     playable.size,
                     _ms_since(started),
+                    cut_after=None if whole else sent,
+                    cut_bytes=0 if whole else sum(map(len, playable.pieces[:sent])),
                 )
                 replayer.emit(event)
         # aiohttp calls prepare() and write_eof() on what a handler returns: both do nothing on
@@ -178,10 +240,21 @@ class _Handler:
         if not error.candidates:  # keep the closest recordings as data for the test
             described = [candidate.describe() for candidate in closest]
             error = NoMatchingInteractionError(str(error), candidates=described)
-        self.replayer.record_miss(error)
-        response = _miss(recorded, error, closest)
+        # The key matched, so the nearest recording differs in nothing: it was played already.
+        used_up = bool(closest) and not closest[0].differences
+        self.replayer.record_miss(error, already_played=used_up)
+        response = _miss(recorded, error, closest, used_up=used_up)
         event = ReplayEvent(
-            None, request.method, request.raw_path, response.status, 0, 0, _ms_since(started), error
+            None,
+            request.method,
+            request.raw_path,
+            response.status,
+            0,
+            0,
+            _ms_since(started),
+            error,
+            closest=tuple(closest),
+            already_played=used_up,
         )
         self.replayer.emit(event)
         return response
@@ -201,33 +274,13 @@ def _response_for(number: int, playable: Playable, request: web.BaseRequest) -> 
     return response
 
 
-async def _play(
-    request: web.BaseRequest,
-    response: web.StreamResponse,
-    playable: Playable,
-    speed: float,
-    started: float,
-) -> None:
-    try:
-        for piece, offset in zip(playable.pieces, playable.offsets_s, strict=True):
-            if speed > 0:
-                delay = started + offset / speed - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            if not response.prepared:
-                await response.prepare(request)
-            await response.write(piece)
-        if not response.prepared:
-            await response.prepare(request)
-        await response.write_eof()
-    except ConnectionResetError:
-        pass  # the client hung up mid-reply; nothing is left to send it
-
-
 def _miss(
-    request: RecordedRequest, error: NoMatchingInteractionError, closest: list[Candidate]
+    request: RecordedRequest,
+    error: NoMatchingInteractionError,
+    closest: list[Candidate],
+    *,
+    used_up: bool,
 ) -> web.Response:
-    used_up = bool(closest) and not closest[0].differences
     document = {
         "error": {
             "code": "interaction_already_played" if used_up else "no_matching_interaction",

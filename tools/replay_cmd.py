@@ -22,11 +22,15 @@ HELP = "serve a cassette on 127.0.0.1, chunk for chunk (Ctrl-C stops it)"
 _EPILOG = """\
 output:
   stdout  one line once the server listens: 'replay URL', e.g. 'replay http://127.0.0.1:40123'
-  stderr  one line per request: '#N METHOD PATH -> STATUS, C chunk(s), B B, T ms' for the
-          interaction played, or 'miss METHOD PATH -> 421: why' (the JSON answer lists the
-          closest recordings and which matcher differed); on exit, the unplayed interactions.
+  stderr  one line per request, once its reply is sent: '#N METHOD PATH -> STATUS, C chunk(s),
+          B B, T ms' for the interaction played ('cut after K of C chunk(s) (b of B B)' when
+          the client hung up or the server stopped first), or 'miss METHOD PATH -> 421: why'
+          (the nearest recording and how it differs; the JSON answer lists the closest ones);
+          on exit, a summary (replies cut short, repeats refused, requests that matched
+          nothing) and the unplayed interactions.
 
-Each interaction is played once, in recording order, unless --allow-repeats. Ctrl-C or SIGTERM
+Each interaction is played once, in recording order, unless --allow-repeats: a request that
+matches an interaction already played gets 421 'interaction_already_played'. Ctrl-C or SIGTERM
 stops the server (exit status 0).
 """
 
@@ -90,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         _say(f"cannot read {args.cassette}: {error.strerror or error}")
         return 1
+    except RecursionError:  # a body normaliser ran out of stack on a recorded request
+        _say(f"cannot index {args.cassette}: a recorded request body is nested too deeply")
+        return 1
     if not is_loopback_host(args.host):
         _say(f"warning: listening on {args.host}, beyond loopback")
     return asyncio.run(_serve(server, args))
@@ -111,10 +118,14 @@ async def _serve(server: ReplayServer, args: argparse.Namespace) -> int:
 
 def _summary(server: ReplayServer) -> None:
     total, left = len(server.cassette), server.describe_unplayed()
-    misses = len(server.misses)
+    cut, repeats = server.cut_plays, server.repeats
+    unmatched = len(server.misses) - repeats
     _say(
         f"stopped: played {len(server.played)} request(s) from {total - len(left)} of {total} "
-        f"interaction(s); {misses} request(s) matched nothing"
+        "interaction(s)"
+        + (f", {cut} of them cut short" if cut else "")
+        + f"; {unmatched} request(s) matched nothing"
+        + (f"; {repeats} request(s) already played (use --allow-repeats)" if repeats else "")
     )
     if left:
         _say(f"{len(left)} interaction(s) never played:")
