@@ -5,7 +5,8 @@
         ...  # send requests to proxy.url
 
 Stopping it gives replies in flight ``shutdown_timeout`` seconds (a relay whose client already
-hung up included), then writes whatever was recorded and not yet saved, and closes the recorder.
+hung up included), then writes whatever was recorded and not yet saved, and closes the recorder,
+which releases the cassette's session lock (see :mod:`cassettes.recorder`).
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ class RecordingProxy(AsyncLifecycle):
 
     async def stop(self) -> None:
         """Stop serving (replies in flight get ``shutdown_timeout`` seconds), then write what
-        was recorded and not saved yet, and close the recorder."""
+        was recorded and not saved yet, and close the recorder (ending its session lock). A
+        write that fails is not raised here: ``recorder.write_problem`` says why."""
         forwards = self.app[PROXY_KEY].forwards
         try:
             if forwards:  # before cleanup, which closes the upstream session
