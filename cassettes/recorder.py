@@ -378,12 +378,14 @@ class _SessionLock:
         path = target.with_name(f".{target.name}.lock")
         while True:
             try:
-                descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                # Not inherited across exec (PEP 446): a program started later cannot hold it.
+                descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             except OSError as error:
                 raise CassetteError(f"cannot write {shown}: {_reason(error)}") from None
             try:
                 if not _try_lock(descriptor):
-                    holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip()
+                    os.lseek(descriptor, 0, os.SEEK_SET)
+                    holder = os.read(descriptor, 32).decode("ascii", "replace").strip()
                     pid = f" (pid {holder})" if holder.isdigit() else ""
                     raise CassetteError(
                         f"{shown} is being recorded by another session{pid}; only one "
@@ -391,8 +393,8 @@ class _SessionLock:
                         "record into another file"
                     )
                 if _same_file(path, descriptor):
-                    os.ftruncate(descriptor, 0)
-                    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+                    os.ftruncate(descriptor, 0)  # the pid of a killed holder may be there
+                    os.write(descriptor, f"{os.getpid()}\n".encode())
                     return cls(path, descriptor)
             except BaseException:
                 os.close(descriptor)
