@@ -345,7 +345,10 @@ def _check_writable(target: Path, shown: Path) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         # Some part of the path is a file: name it, as mkdir's "File exists" does not.
-        blocker = next(p for p in reversed(target.parents) if p.exists() and not p.is_dir())
+        blocker = next(
+            (p for p in reversed(target.parents) if os.path.exists(p) and not os.path.isdir(p)),
+            target.parent,
+        )
         raise CassetteError(f"cannot write {shown}: {blocker} is not a directory") from None
     except OSError as error:
         raise CassetteError(f"cannot write {shown}: {_reason(error)}") from None
