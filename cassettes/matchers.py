@@ -62,9 +62,12 @@ def json_body(request: RecordedRequest) -> Hashable:
     body = request.body or b""
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # Nested beyond the recursion limit (either way) is no JSON we can canonicalise: such a
+        # body is compared byte for byte, like any other body that is not JSON.
         return ("bytes", body)
-    return ("json", json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+    return ("json", canonical)
 
 
 class BodyNormalisers:

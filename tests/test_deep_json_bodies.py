@@ -68,6 +68,22 @@ def _replay_cassette() -> Cassette:
     return Cassette((Interaction(_post(b'{"messages": []}'), answer),))
 
 
+def test_a_recorded_deep_request_is_matched_byte_for_byte() -> None:
+    answer = RecordedResponse.whole(200, "OK", {"Content-Type": ["text/plain"]}, b"deep")
+    recorded = Cassette((*_replay_cassette().interactions, Interaction(_post(DEEP), answer)))
+    with ReplayServer(recorded) as server:
+        played = requests.post(
+            server.url + "/api/chat", data=DEEP, headers={"Content-Type": "application/json"}
+        )
+        assert (played.status_code, played.text) == (200, "deep")
+        other = requests.post(
+            server.url + "/api/chat",
+            data=DEEP[:-1],  # one bracket short: not the recorded bytes
+            headers={"Content-Type": "application/json"},
+        )
+        assert other.status_code == 421
+
+
 def test_replay_answers_a_deep_body_as_a_miss_and_counts_it() -> None:
     events: list[ReplayEvent] = []
     with ReplayServer(_replay_cassette(), on_event=events.append) as server:
