@@ -6,6 +6,11 @@ checked against the standard YAML types before anything is built, and the nodes 
 Python values by a small walker that is several times faster than PyYAML's generic constructor,
 with the cyclic garbage collector paused meanwhile. That is what keeps loading cheaper than
 vcrpy's loader on the same file: the parse is the same C code, the construction is not.
+
+A hostile file gets one :class:`CassetteFormatError` line, never a crash or a hang:
+
+- nesting deeper than :data:`MAX_DEPTH` is refused *while* composing, before libyaml's composer
+  (which recurses in C, with no limit of its own) can overflow the C stack.
 """
 
 from __future__ import annotations
@@ -81,6 +86,22 @@ def _resolve(self: Any, kind: type[Node], value: str, implicit: tuple[bool, bool
     return _SEQ if kind is SequenceNode else _MAP
 
 
+#: The deepest a cassette's YAML may nest, counting every node from the document's root to the
+#: deepest leaf. A cassette needs about 7 levels. The limit keeps far below the depth at which
+#: libyaml's composer overflows an 8 MiB C stack (about 25,000 levels) or a 2 MiB thread stack,
+#: and lets :func:`construct`, which spends two units of Python's recursion limit (1,000) per
+#: level, build whatever composed even when it is called deep in a stack.
+MAX_DEPTH = 200
+
+
+class NestedTooDeeplyError(CassetteFormatError):
+    """The document nests deeper than :data:`MAX_DEPTH`: valid YAML, but not a cassette."""
+
+
+class _TooDeep(Exception):
+    """Raised from inside the composer; :func:`compose` turns it into NestedTooDeeplyError."""
+
+
 def _no_path(*_args: Any) -> None:
     return None
 
@@ -95,18 +116,53 @@ _Loader: type[Any] = type(
 )
 
 
+def _limit_depth(loader: Any) -> None:
+    """Make ``loader``'s composer raise _TooDeep once it is about to go past MAX_DEPTH.
+
+    The composer calls ``descend_resolver`` before it composes each node (not for an alias,
+    which reuses a node) and ``ascend_resolver`` once the node is done, so counting the calls
+    gives the exact depth, and the check runs before libyaml's C recursion goes one level
+    deeper. Counting brackets in the text instead could not tell one inside a quoted string or
+    a block scalar from a real one (and block sequences need no bracket at all): it would either
+    refuse harmless bodies full of unbalanced brackets, or miss a file that hides a closing
+    bracket in a string at every level. Closures over a local counter, set on the instance,
+    cost about 1% of a load; methods reading an attribute of the loader cost 7%.
+    """
+    depth = 0
+
+    def descend(_parent: Any, _index: Any) -> None:
+        nonlocal depth
+        depth += 1
+        if depth > MAX_DEPTH:
+            raise _TooDeep
+
+    def ascend() -> None:
+        nonlocal depth
+        depth -= 1
+
+    loader.descend_resolver = descend
+    loader.ascend_resolver = ascend
+
+
 def compose(data: bytes, source: str = "<string>") -> Node | None:
     """The YAML node tree of ``data`` (nothing constructed), or None for an empty document."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise CassetteFormatError(f"{source}: cassettes are UTF-8, this file is UTF-16")
     loader = _Loader(data)
+    _limit_depth(loader)
     try:
         node: Node | None = loader.get_single_node()
         return node
     except yaml.YAMLError as exc:
         raise CassetteFormatError(f"{source}: not valid YAML: {_describe(exc)}") from None
+    except (_TooDeep, RecursionError):  # RecursionError: PyYAML's own composer, without libyaml
+        raise _too_deep(source) from None
     finally:
         loader.dispose()
+
+
+def _too_deep(source: str) -> NestedTooDeeplyError:
+    return NestedTooDeeplyError(f"{source}: nested too deeply to be a cassette")
 
 
 def unsafe_tags(root: Node) -> list[tuple[str, int]]:
@@ -160,10 +216,7 @@ def load_data(data: bytes, source: str = "<string>") -> Any:
         bad = unsafe_tags(root)
         if bad:
             _refuse(bad[0], source)
-    try:
-        return construct(root, source)
-    except RecursionError:
-        raise CassetteFormatError(f"{source}: nested too deeply to be a cassette") from None
+    return construct(root, source)
 
 
 def _refuse(tag_and_line: tuple[str, int], source: str) -> None:
@@ -239,6 +292,8 @@ def construct(root: Node, source: str = "<string>") -> Any:
         return build(root)
     except yaml.YAMLError as exc:
         raise CassetteFormatError(f"{source}: {_describe(exc)}") from None
+    except RecursionError:  # only PyYAML's constructor recurses more than once per level
+        raise _too_deep(source) from None
     finally:
         loader.dispose()
 

@@ -1,0 +1,155 @@
+"""Hostile or broken cassette files: every tool answers with one line, in bounded time.
+
+Each file here is written by hand, the way an attacker or a bad editor would write it. Loading
+(which inspect, replay and record share) must refuse what it cannot serve with a one-line
+``CassetteFormatError`` naming the file and the place; lint must report it as a finding and go
+on; nothing may crash, hang or print a traceback. Files that once crashed the interpreter or hung
+are run in a child process with a time and memory limit, so a regression fails this test instead
+of taking the test run down.
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cassettes import safeyaml, yamlio
+from providers.errors import CassetteFormatError
+from tests.cli_process import ROOT
+
+CHILD_SECONDS = 60
+CHILD_MEMORY = 2 * 1024**3
+
+
+def _limit_memory() -> None:
+    # An alias bomb that does get expanded would otherwise eat the machine before the timeout.
+    resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY, CHILD_MEMORY))
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``tapedeck ARGS`` in a child process; fails the test if it does not finish in time."""
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "tools.cli", *map(str, args)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=CHILD_SECONDS,
+            check=False,
+            preexec_fn=_limit_memory,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"tapedeck {' '.join(map(str, args))} still running after {CHILD_SECONDS} s")
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    """Exit status 1 and exactly one stderr line, which contains ``expected``."""
+    assert result.returncode == 1, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr[-2000:]
+    assert expected in result.stderr
+
+
+def cassette(
+    *,
+    uri: str = "http://127.0.0.1/a",
+    status: str = "200",
+    reason: str = "OK",
+    request_headers: str = "{}",
+    response_headers: str = "{Content-Type: [text/plain]}",
+    body: str = "hello",
+    chunks: str = "'5@0'",
+    extra: str = "",
+) -> str:
+    """One interaction written by hand; every argument is YAML text put in place as it is."""
+    return f"""\
+version: 1
+{extra}interactions:
+- request:
+    method: GET
+    uri: {uri}
+    headers: {request_headers}
+    body: null
+  response:
+    status: {{code: {status}, message: {reason}}}
+    headers: {response_headers}
+    body:
+      string: {body}
+    chunks: {chunks}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_hand_written_cassette_of_these_tests_loads() -> None:
+    (interaction,) = yamlio.loads(cassette()).interactions
+    assert interaction.response.body == b"hello"
+
+
+# === loading (inspect, replay and record share it) ==========================================
+
+# --- 1. nesting: libyaml composes recursively in C, so a deep file must never reach it -------
+
+_DEEP = 50_000  # far beyond the C stack: libyaml's composer segfaulted at about 25,000 levels
+
+
+_NESTINGS = pytest.mark.parametrize(
+    "nesting",
+    [
+        "[" * _DEEP + "]" * _DEEP,  # flow sequences
+        "{a: " * _DEEP + "}" * _DEEP,  # flow mappings
+        "[" * _DEEP,  # never closed: the composer recursed before the parser saw the end
+        "\n" + "- " * _DEEP + "x",  # block sequences, no bracket at all
+        "\n" + "- ? " * (_DEEP // 2) + "x",  # block sequences and explicit mapping keys
+        # Each level hides a closing bracket in a quoted string, so a count of brackets that
+        # ignored quoting would see a flat file.
+        '[ "]",' * _DEEP + "]" * _DEEP,
+    ],
+    ids=["flow-seq", "flow-map", "unclosed", "block-seq", "block-keys", "quoted-closers"],
+)
+
+
+def deeply_nested(tmp_path: Path, nesting: str) -> Path:
+    return write(tmp_path, "version: 1\ninteractions: " + nesting + "\n")
+
+
+@_NESTINGS
+@pytest.mark.parametrize("command", ["inspect", "replay"])
+def test_a_deeply_nested_file_is_refused_in_one_line(
+    nesting: str, command: str, tmp_path: Path
+) -> None:
+    path = deeply_nested(tmp_path, nesting)
+    result = run_cli(command, path)
+    assert result.returncode != -11, "segmentation fault"
+    assert_one_line_error(result, f"{path}: nested too deeply to be a cassette")
+
+
+def test_nesting_is_refused_one_level_past_the_limit_and_loads_at_the_limit() -> None:
+    def nested(levels: int) -> str:
+        # The document's mapping and the lists: ``levels`` collections, one inside the other.
+        lists = levels - 1
+        return cassette(extra="x: " + "[" * lists + "]" * lists + "\n")
+
+    assert yamlio.loads(nested(safeyaml.MAX_DEPTH)).extra["x"] is not None
+    with pytest.raises(
+        CassetteFormatError, match=r"here\.yaml: nested too deeply to be a cassette"
+    ):
+        yamlio.loads(nested(safeyaml.MAX_DEPTH + 1), source="here.yaml")
+
+
+def test_brackets_inside_text_never_count_as_nesting() -> None:
+    # A body can hold any number of unbalanced brackets: only the YAML structure counts.
+    brackets = "[{" * 100_000
+    literal = "|\n        " + brackets
+    text = cassette(body=repr(brackets), chunks=f"'{len(brackets)}@0'")
+    assert yamlio.loads(text).interactions[0].response.body == brackets.encode()
+    text = cassette(body=literal, chunks=f"'{len(brackets) + 1}@0'")
+    assert yamlio.loads(text).interactions[0].response.body == brackets.encode() + b"\n"
