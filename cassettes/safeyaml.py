@@ -10,7 +10,12 @@ vcrpy's loader on the same file: the parse is the same C code, the construction 
 A hostile file gets one :class:`CassetteFormatError` line, never a crash or a hang:
 
 - nesting deeper than :data:`MAX_DEPTH` is refused *while* composing, before libyaml's composer
-  (which recurses in C, with no limit of its own) can overflow the C stack.
+  (which recurses in C, with no limit of its own) can overflow the C stack;
+- YAML aliases are shared, never copied, and a document whose aliases form a cycle or would
+  expand it far beyond its written size (an alias bomb) is refused: a cassette is saved without
+  anchors, so such a document could never be written back;
+- merge keys (``<<``) are resolved here, on built mappings, instead of by PyYAML's
+  ``flatten_mapping``, which copies merged pairs and takes exponential time on nested merges.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import base64
 import binascii
 import gc
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -228,18 +233,26 @@ def _refuse(tag_and_line: tuple[str, int], source: str) -> None:
 
 
 def construct(root: Node, source: str = "<string>") -> Any:
-    """Build plain Python data from checked nodes; faster than SafeConstructor, same result."""
+    """Build plain Python data from checked nodes; faster than SafeConstructor, same result.
+
+    An alias gives the very object its anchor built (as PyYAML does). When the document has any
+    (or a rare tag that PyYAML's own constructor builds), :func:`check_aliases` then refuses
+    cycles and alias bombs.
+    """
     loader = _Loader(b"")  # only its constructor methods are used, for the rare tags
     memo: dict[int, Any] = {}
     bool_values = loader.bool_values
+    check_sharing = False
 
     def build(node: Any) -> Any:
+        nonlocal check_sharing
         tag = node.tag
         if tag == _STR:
             return node.value
         if tag in (_MAP, _SEQ):
             done = memo.get(id(node))
             if done is not None:
+                check_sharing = True  # only an alias reaches a collection node a second time
                 return done
             if tag == _SEQ:
                 items: list[Any] = []
@@ -250,15 +263,13 @@ def construct(root: Node, source: str = "<string>") -> Any:
             memo[id(node)] = mapping
             for key_node, value_node in node.value:
                 if key_node.tag == _MERGE:
-                    memo[id(node)] = result = loader.construct_object(node, deep=True)
-                    return result
+                    _merge_into(mapping, node, build, source)
+                    return mapping
                 key = build(key_node)
                 try:
                     mapping[key] = build(value_node)
                 except TypeError:
-                    raise CassetteFormatError(
-                        f"{source}, line {key_node.start_mark.line + 1}: unhashable mapping key"
-                    ) from None
+                    raise _unhashable(key_node, source) from None
             return mapping
         if tag == _INT:
             value = node.value
@@ -266,36 +277,136 @@ def construct(root: Node, source: str = "<string>") -> Any:
                 return int(value)
             return loader.construct_yaml_int(node)
         if tag == _FLOAT:
-            try:
-                return float(node.value)
-            except ValueError:
-                return loader.construct_yaml_float(node)
+            return _float(node, loader)
         if tag == _NULL:
             return None
         if tag == _BOOL:
             return bool_values[node.value.lower()]
         if tag == _BINARY:
-            try:
-                return base64.decodebytes(node.value.encode("ascii"))
-            except (UnicodeEncodeError, binascii.Error):
-                raise CassetteFormatError(
-                    f"{source}, line {node.start_mark.line + 1}: !!binary value is not base64"
-                ) from None
+            return _binary(node, source)
         if tag == _VALUE:
             return node.value
         if tag in SAFE_TAGS:
+            check_sharing = True  # PyYAML's constructor keeps its own record of aliases
             return loader.construct_object(node, deep=True)
         _refuse((short_tag(tag), node.start_mark.line + 1), source)
         return None  # unreachable: _refuse always raises
 
     try:
-        return build(root)
+        data = build(root)
     except yaml.YAMLError as exc:
         raise CassetteFormatError(f"{source}: {_describe(exc)}") from None
     except RecursionError:  # only PyYAML's constructor recurses more than once per level
         raise _too_deep(source) from None
     finally:
         loader.dispose()
+    if check_sharing:
+        check_aliases(root, source)
+    return data
+
+
+def _float(node: ScalarNode, loader: Any) -> float:
+    try:
+        return float(node.value)
+    except ValueError:  # .inf, .nan, 1_000.5, 190:20:30.15: YAML's own spellings
+        value: float = loader.construct_yaml_float(node)
+        return value
+
+
+def _unhashable(key_node: Node, source: str) -> CassetteFormatError:
+    return CassetteFormatError(
+        f"{source}, line {key_node.start_mark.line + 1}: unhashable mapping key"
+    )
+
+
+def _merge_into(
+    mapping: dict[Any, Any], node: MappingNode, build: Callable[[Node], Any], source: str
+) -> None:
+    # PyYAML's rules, on built (hence shared) mappings rather than copied pairs: merged keys come
+    # first, in the order of the merge keys; within one merge key's list the first mapping
+    # listed wins; the mapping's own keys win over all merged ones.
+    mapping.clear()  # the keys built before the first merge key come after the merged ones
+    own: list[tuple[Node, Any, Any]] = []
+    for key_node, value_node in node.value:
+        if key_node.tag != _MERGE:
+            own.append((key_node, build(key_node), build(value_node)))
+            continue
+        sources = value_node.value if value_node.tag == _SEQ else [value_node]
+        for source_node in reversed(sources):
+            if source_node.tag != _MAP:
+                raise CassetteFormatError(
+                    f"{source}, line {source_node.start_mark.line + 1}: a merge key (<<) takes "
+                    f"a mapping or a list of mappings"
+                )
+            mapping.update(build(source_node))
+    for key_node, key, value in own:
+        try:
+            mapping[key] = value
+        except TypeError:
+            raise _unhashable(key_node, source) from None
+
+
+def _binary(node: ScalarNode, source: str) -> bytes:
+    try:
+        return base64.decodebytes(node.value.encode("ascii"))
+    except (UnicodeEncodeError, binascii.Error):
+        raise CassetteFormatError(
+            f"{source}, line {node.start_mark.line + 1}: !!binary value is not base64"
+        ) from None
+
+
+#: An alias bomb: aliases that would expand the document beyond both this many nodes and
+#: :data:`ALIAS_EXPANSION_RATIO` times the nodes written. vcrpy writes an anchor for a headers
+#: mapping that interactions share, which stays far below either.
+ALIAS_EXPANSION_FLOOR = 100_000
+ALIAS_EXPANSION_RATIO = 10
+
+
+def check_aliases(root: Node, source: str = "<string>") -> None:
+    """Refuse a node graph with a cycle, or that expands far beyond its written size.
+
+    Every node is visited once (a post-order walk with an explicit stack), and the expanded size
+    of each collection, counting a shared node every time it is used, is kept by node.
+    """
+    if isinstance(root, ScalarNode):
+        return
+    expanded: dict[int, int] = {}
+    on_path: set[int] = set()
+    written = 0
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        if isinstance(node, ScalarNode):
+            continue
+        children = _children(node)
+        if finished:
+            on_path.discard(id(node))
+            expanded[id(node)] = 1 + sum(expanded.get(id(child), 1) for child in children)
+            continue
+        if id(node) in expanded:
+            continue
+        if id(node) in on_path:
+            raise CassetteFormatError(
+                f"{source}, line {node.start_mark.line + 1}: a YAML alias refers to a node that "
+                f"contains it; a cassette cannot hold a cycle"
+            )
+        on_path.add(id(node))
+        written += 1 + len(children)
+        stack.append((node, True))
+        stack.extend((child, False) for child in children)
+    limit = max(ALIAS_EXPANSION_FLOOR, ALIAS_EXPANSION_RATIO * written)
+    if expanded[id(root)] > limit:
+        raise CassetteFormatError(
+            f"{source}: YAML aliases expand to more than {limit:,} nodes from {written:,} "
+            f"written; a cassette never repeats that much (an alias bomb?)"
+        )
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    children: list[Node] = node.value
+    return children
 
 
 def _describe(exc: yaml.YAMLError) -> str:

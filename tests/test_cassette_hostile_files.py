@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from cassettes import safeyaml, yamlio
 from providers.errors import CassetteFormatError
@@ -153,3 +154,60 @@ def test_brackets_inside_text_never_count_as_nesting() -> None:
     assert yamlio.loads(text).interactions[0].response.body == brackets.encode()
     text = cassette(body=literal, chunks=f"'{len(brackets) + 1}@0'")
     assert yamlio.loads(text).interactions[0].response.body == brackets.encode() + b"\n"
+
+
+# --- 2. aliases: shared, never copied; cycles and alias bombs refused ------------------------
+
+
+def _laughs(*, merge: bool = False) -> str:
+    """Nine levels of nine aliases each: 9**9 leaves once expanded, 90 nodes as written."""
+    lines = ["a: &a {" + ", ".join(f"k{n}: x" for n in range(9)) + "}"]
+    for level, name in enumerate("bcdefghi"):
+        below = ", ".join([f"*{chr(97 + level)}"] * 9)
+        lines.append(
+            f"{name}: &{name} {{<<: [{below}]}}" if merge else f"{name}: &{name} [{below}]"
+        )
+    return cassette(extra="\n".join(lines) + "\n")
+
+
+_BOMBS = pytest.mark.parametrize("merge", [False, True], ids=["lists", "merge-keys"])
+
+
+@_BOMBS
+@pytest.mark.parametrize("command", ["inspect", "replay"])
+def test_an_alias_bomb_is_refused_quickly(merge: bool, command: str, tmp_path: Path) -> None:
+    path = write(tmp_path, _laughs(merge=merge))
+    assert_one_line_error(run_cli(command, path), "YAML aliases expand to")
+
+
+def test_merge_keys_still_build_what_pyyaml_builds() -> None:
+    text = (
+        b"base: &base {a: 1, b: 2}\nmore: &more {b: 3, c: 4}\n"
+        b"one: {<<: *base, a: 9}\nmany: {<<: [*base, *more], d: 5}\ntwice: {<<: *more, <<: *base}\n"
+    )
+    data = safeyaml.load_data(text)
+    assert data == yaml.load(text, Loader=yaml.SafeLoader)
+    assert data["one"] == {"a": 9, "b": 2}
+    assert data["many"] == {"a": 1, "b": 2, "c": 4, "d": 5}  # the first listed mapping wins
+    assert data["twice"] == {"b": 2, "c": 4, "a": 1}  # a later merge key wins
+
+
+def test_a_shared_mapping_used_a_few_times_still_loads() -> None:
+    # vcrpy's dumper writes one anchor for a headers dict two interactions share.
+    text = cassette(response_headers="&h {Content-Type: [text/plain]}")
+    text += text[text.index("- request:") :].replace("&h {Content-Type: [text/plain]}", "*h")
+    first, second = yamlio.loads(text).interactions
+    assert first.response.headers == second.response.headers == {"Content-Type": ["text/plain"]}
+
+
+_SELF_REFERENCE = b"version: 1\nfoo: &a [*a]\ninteractions: []\n"
+
+
+def test_a_self_referencing_alias_is_refused() -> None:
+    # Loaded, the list would contain itself, and saving it (record does) would never end.
+    with pytest.raises(CassetteFormatError) as caught:
+        yamlio.loads(_SELF_REFERENCE, source="self.yaml")
+    assert str(caught.value) == (
+        "self.yaml, line 2: a YAML alias refers to a node that contains it; "
+        "a cassette cannot hold a cycle"
+    )
