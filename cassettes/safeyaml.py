@@ -15,12 +15,12 @@ A hostile file gets one :class:`CassetteFormatError` line, never a crash or a ha
   expand it far beyond its written size (an alias bomb) is refused: a cassette is saved without
   anchors, so such a document could never be written back;
 - merge keys (``<<``) are resolved here, on built mappings, instead of by PyYAML's
-  ``flatten_mapping``, which copies merged pairs and takes exponential time on nested merges.
+  ``flatten_mapping``, which copies merged pairs and takes exponential time on nested merges;
+- ``!!binary`` must be strict base64 (``base64.decodebytes`` silently drops what is not).
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import gc
 import re
@@ -347,8 +347,10 @@ def _merge_into(
 
 
 def _binary(node: ScalarNode, source: str) -> bytes:
+    # Strict: base64.decodebytes, which PyYAML uses, drops whatever is not base64 and so reads
+    # "%%%%" as no bytes at all. YAML folds a long value over lines, so whitespace is allowed.
     try:
-        return base64.decodebytes(node.value.encode("ascii"))
+        return binascii.a2b_base64(b"".join(node.value.encode("ascii").split()), strict_mode=True)
     except (UnicodeEncodeError, binascii.Error):
         raise CassetteFormatError(
             f"{source}, line {node.start_mark.line + 1}: !!binary value is not base64"

@@ -211,3 +211,19 @@ def test_a_self_referencing_alias_is_refused() -> None:
         "self.yaml, line 2: a YAML alias refers to a node that contains it; "
         "a cassette cannot hold a cycle"
     )
+
+
+# --- 4. !!binary that is not base64 ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ['"%%%%"', '"QUJD%"', '"QUJD=QUJD"', '"QU JD\\x00"'])
+def test_binary_that_is_not_base64_says_so(value: str) -> None:
+    text = cassette(body=f"!!binary {value}", chunks="'39@0'")
+    with pytest.raises(CassetteFormatError) as caught:
+        yamlio.loads(text, source="here.yaml")
+    assert str(caught.value) == "here.yaml, line 12: !!binary value is not base64"
+
+
+def test_binary_folded_over_lines_with_spaces_still_decodes() -> None:
+    text = cassette(body="!!binary |\n        QUJD\n        REVG", chunks="'6@0'")
+    assert yamlio.loads(text).interactions[0].response.body == b"ABCDEF"
