@@ -11,12 +11,19 @@ The shape is vcrpy's, field for field, so plain vcrpy replays the file:
   response keys, which is where ``chunks`` lives.
 
 Reading checks every field once, cheaply, and says where a problem is (file, interaction number,
-field), because the loader is on the hot path of every replay.
+field), because the loader is on the hot path of every replay. Beyond the shape, it refuses what
+HTTP cannot carry, so that a replay never fails half-way through a response: a request URI that
+does not parse as a URL, a status outside 100..599 (RFC 9110 §15), a header name that is not a
+token, and a header value holding a control character other than tab (CR, LF and NUL would let a
+value inject headers; aiohttp refuses every one of them when it sends the response).
 """
 
 from __future__ import annotations
 
+import re
+from itertools import chain
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from cassettes.chunks import ChunkPlan
 from cassettes.model import (
@@ -36,6 +43,16 @@ _TOP_KEYS = ("version", "tapedeck", "interactions")
 _REQUEST_KEYS = frozenset({"method", "uri", "headers", "body"})
 _RESPONSE_KEYS = ("status", "headers", "body", "chunks")
 _PROVENANCE_KEYS = ("target_url", "recorded_at", "tool_version", "source")
+#: RFC 9110 §15: "values outside the range 100..599 are invalid".
+STATUS_RANGE = range(100, 600)
+#: RFC 9110 §5.1: a field name is a token, one or more of these characters.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+#: RFC 9110 §5.5: a field value holds no control character but horizontal tab.
+_FORBIDDEN_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+#: Header names already found valid. Every interaction repeats the same few names, and a set
+#: lookup costs a fifth of a regex match; the cap keeps a stream of odd names from growing it.
+_VALID_NAMES: set[str] = set()
+_VALID_NAMES_CAP = 4096
 
 
 def _fail(where: str, problem: str) -> NoReturn:
@@ -110,6 +127,13 @@ def _request(raw: Any, where: str) -> RecordedRequest:
     method, uri = raw["method"], raw["uri"]
     if type(method) is not str or type(uri) is not str:
         _fail(where, "request method and uri must be strings")
+    try:
+        # urlsplit checks IPv6 brackets; the port is checked only when read, and needs a colon.
+        netloc = urlsplit(uri).netloc
+        if ":" in netloc:
+            urlsplit(uri).port  # noqa: B018
+    except ValueError:
+        _fail(where, "request uri is not a valid URL")
     headers = _headers(raw["headers"], where, "request")
     return RecordedRequest(method, uri, headers, _body(raw["body"], where, "request", none_ok=True))
 
@@ -120,6 +144,8 @@ def _response(raw: Any, where: str) -> RecordedResponse:
     status = raw.get("status")
     if type(status) is not dict or type(status.get("code")) is not int:
         _fail(where, "response.status must be a mapping with an int 'code'")
+    if status["code"] not in STATUS_RANGE:
+        _fail(where, f"response.status.code must be from 100 to 599, got {status['code']}")
     reason = status.get("message")
     if type(reason) is not str:
         _fail(where, "response.status.message must be a string")
@@ -137,14 +163,38 @@ def _response(raw: Any, where: str) -> RecordedResponse:
 
 
 def _headers(raw: Any, where: str, side: str) -> Headers:
+    # Each check looks at all the headers at once, in C, and only a failed one goes back over
+    # them one by one to say which header is wrong: this runs for every interaction of a load.
     if type(raw) is not dict:
         _fail(where, f"{side}.headers must be a mapping of name to a list of values")
     for name, values in raw.items():
         if type(name) is not str or type(values) is not list:
             _fail(where, f"{side}.headers[{name!r}] must be a list of strings")
-        for value in values:
-            if type(value) is not str:
-                _fail(where, f"{side}.headers[{name!r}] holds a {type(value).__name__}")
+    try:
+        everything = " ".join(chain.from_iterable(raw.values()))
+    except TypeError:  # a value that is not a string
+        for name, values in raw.items():
+            for value in values:
+                if type(value) is not str:
+                    _fail(where, f"{side}.headers[{name!r}] holds a {type(value).__name__}")
+    if not _VALID_NAMES.issuperset(raw):
+        for name in raw:
+            if _HEADER_NAME.fullmatch(name) is None:
+                _fail(where, f"{side}.headers[{name!r}] is not a valid HTTP header name")
+            if len(_VALID_NAMES) < _VALID_NAMES_CAP:
+                _VALID_NAMES.add(name)
+    # isprintable() is a quick "nothing to forbid" for almost every header; a tab or some
+    # non-ASCII text makes it false, and the exact search then allows them.
+    if not everything.isprintable() and _FORBIDDEN_IN_VALUE.search(everything):
+        for name, values in raw.items():
+            for value in values:
+                found = _FORBIDDEN_IN_VALUE.search(value)
+                if found:
+                    _fail(
+                        where,
+                        f"{side}.headers[{name!r}] holds {found[0]!r}, which HTTP forbids in a "
+                        f"header value",
+                    )
     return raw
 
 

@@ -40,8 +40,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # --- strategies -------------------------------------------------------------------------------
 
-header_names = st.text(st.characters(min_codepoint=33, max_codepoint=126), min_size=1, max_size=12)
-header_values = st.text(max_size=20)  # any Unicode, control characters included
+# What HTTP can carry, which is what the loader accepts: names are tokens (RFC 9110 §5.1), values
+# any Unicode but control characters other than tab (§5.5).
+_TOKEN_CHARACTERS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_FORBIDDEN_IN_VALUES = "".join(map(chr, [*range(0x09), *range(0x0A, 0x20), 0x7F]))
+header_names = st.text(st.sampled_from(_TOKEN_CHARACTERS), min_size=1, max_size=12)
+header_values = st.text(
+    st.characters(codec="utf-8", exclude_characters=_FORBIDDEN_IN_VALUES), max_size=20
+)
 headers = st.dictionaries(header_names, st.lists(header_values, min_size=1, max_size=3), max_size=4)
 # Bodies that are valid UTF-8 take the text path in the file, others the !!binary path.
 _TEXT_ATOMS = st.sampled_from(["\n", "\r\n", "\r", " \n", "data: x\n\n", "é", "\x00", "\ufeff"])

@@ -21,6 +21,7 @@ import yaml
 from cassettes import safeyaml, yamlio
 from providers.errors import CassetteFormatError
 from tests.cli_process import ROOT
+from tools.cli import main
 
 CHILD_SECONDS = 60
 CHILD_MEMORY = 2 * 1024**3
@@ -211,6 +212,84 @@ def test_a_self_referencing_alias_is_refused() -> None:
         "self.yaml, line 2: a YAML alias refers to a node that contains it; "
         "a cassette cannot hold a cycle"
     )
+
+
+# --- 3. what HTTP cannot carry is refused when the file loads ---------------------------------
+
+
+_REFUSED_AT_LOAD = pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        ({"uri": '"http://[::1/a"'}, "request uri is not a valid URL"),
+        ({"uri": "http://127.0.0.1:99999/a"}, "request uri is not a valid URL"),
+        ({"status": "99999"}, "response.status.code must be from 100 to 599, got 99999"),
+        ({"status": "-5"}, "response.status.code must be from 100 to 599, got -5"),
+        ({"status": "0"}, "response.status.code must be from 100 to 599, got 0"),
+        ({"status": "600"}, "response.status.code must be from 100 to 599, got 600"),
+        (
+            {"response_headers": '{Content-Type: ["text/plain\\r\\nX-Evil: 1"]}'},
+            r"response.headers['Content-Type'] holds '\r', which HTTP forbids in a header value",
+        ),
+        (
+            {"response_headers": '{X-A: ["a\\0b"]}'},
+            r"response.headers['X-A'] holds '\x00', which HTTP forbids in a header value",
+        ),
+        (
+            {"response_headers": '{X-A: ["a\\x7fb"]}'},
+            r"response.headers['X-A'] holds '\x7f', which HTTP forbids in a header value",
+        ),
+        (
+            {"request_headers": '{X-A: ["\\n"]}'},
+            r"request.headers['X-A'] holds '\n', which HTTP forbids in a header value",
+        ),
+        (
+            {"response_headers": '{"Bad Name": [x]}'},
+            "response.headers['Bad Name'] is not a valid HTTP header name",
+        ),
+        (
+            {"response_headers": '{"Bad\\nName": [x]}'},
+            r"response.headers['Bad\nName'] is not a valid HTTP header name",
+        ),
+        (
+            {"request_headers": '{"X:Y": [x]}'},
+            "request.headers['X:Y'] is not a valid HTTP header name",
+        ),
+        ({"request_headers": '{"": [x]}'}, "request.headers[''] is not a valid HTTP header name"),
+        (
+            {"response_headers": '{"Grüße": [x]}'},
+            "response.headers['Grüße'] is not a valid HTTP header name",
+        ),
+    ],
+)
+
+
+@_REFUSED_AT_LOAD
+def test_what_http_cannot_carry_is_refused_at_load_naming_the_field(
+    edit: dict[str, str], problem: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = cassette(**edit)
+    with pytest.raises(CassetteFormatError) as caught:
+        yamlio.loads(text, source="here.yaml")
+    assert str(caught.value) == f"here.yaml, interaction 0: {problem}"
+    path = write(tmp_path, text)
+    for command in ("inspect", "replay"):  # both load first: replay refuses before serving
+        assert main([command, str(path)]) == 1
+        assert capsys.readouterr().err == f"tapedeck {command}: {path}, interaction 0: {problem}\n"
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"status": "100"},
+        {"status": "599"},
+        {"response_headers": '{X-A: ["tab\\tand space", "Grüße 東京", ""]}'},
+        {"request_headers": '{"!#$%&\'*+-.^_`|~09azAZ": [x]}'},
+        {"uri": "ftp://127.0.0.1/file"},
+        {"uri": '"http://127.0.0.1/\\e[31mRED"'},
+    ],
+)
+def test_odd_but_carriable_values_still_load(edit: dict[str, str]) -> None:
+    assert len(yamlio.loads(cassette(**edit))) == 1
 
 
 # --- 4. !!binary that is not base64 ----------------------------------------------------------
