@@ -18,6 +18,7 @@ from providers.wire.common import (
     WireRequest,
     dumps_like_python,
     header_differences,
+    limit_nesting_except,
 )
 from providers.wire.lines import AiohttpLineSplitter
 
@@ -97,10 +98,14 @@ class AI365VIPCodec(UpstreamCodec):
             card = {key: model.get(key) for key in MODEL_CARD}
             if card != MODEL_CARD:
                 problems.append(f"model card is {card}, expected {MODEL_CARD}")
+            if len(model) != 1 + len(MODEL_CARD):
+                problems.append(f"model fields are {list(model)}, expected id, {list(MODEL_CARD)}")
             if len(messages) != 1 or messages[0]["role"] != "user":
                 problems.append("messages must be one user message (the flattened conversation)")
             problems += chatbot_ui.key_order_problems(data)
             chatbot_ui.reject_unless_original(problems)
+        else:
+            limit_nesting_except(model, ("id",), "model", 2)  # unchecked beside the id
         return chatbot_ui.chat_request(data, model, messages)
 
     def encode_reply(self, pieces: Sequence[str], framing: Framing = Framing()) -> list[bytes]:

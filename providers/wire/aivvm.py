@@ -7,6 +7,7 @@ from typing import Any
 
 from providers.wire import chatbot_ui
 from providers.wire.common import (
+    ORIGINAL_ROLES,
     ChatRequest,
     Decoding,
     Framing,
@@ -16,6 +17,7 @@ from providers.wire.common import (
     WireRequest,
     dumps_like_python,
     header_differences,
+    limit_nesting_except,
 )
 from providers.wire.text import Utf8StreamDecoder, legacy_aivvm_decode_piece
 
@@ -85,7 +87,10 @@ class AivvmCodec(UpstreamCodec):
 
     def parse_request(self, request: ReceivedRequest, *, strict: bool = True) -> ChatRequest:
         data, model, messages = chatbot_ui.parse_body(
-            request, models=MODELS, model_example='{"id": "gpt-4", "name": "GPT-4"}'
+            request,
+            models=MODELS,
+            model_example='{"id": "gpt-4", "name": "GPT-4"}',
+            roles=ORIGINAL_ROLES if strict else None,
         )
         if strict:
             problems = header_differences(request, BROWSER_HEADERS)
@@ -93,8 +98,12 @@ class AivvmCodec(UpstreamCodec):
                 problems.append(
                     f"model.name is {model.get('name')!r}, expected {MODELS[model['id']]!r}"
                 )
+            if len(model) != 2:
+                problems.append(f"model fields are {list(model)}, expected ['id', 'name']")
             problems += chatbot_ui.key_order_problems(data)
             chatbot_ui.reject_unless_original(problems)
+        else:
+            limit_nesting_except(model, ("id",), "model", 2)  # unchecked beside the id
         return chatbot_ui.chat_request(data, model, messages)
 
     def encode_reply(self, pieces: Sequence[str], framing: Framing = Framing()) -> list[bytes]:

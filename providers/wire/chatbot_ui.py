@@ -16,6 +16,7 @@ from providers.wire.common import (
     Framing,
     ReceivedRequest,
     is_number,
+    limit_nesting_except,
     parse_json_object,
     require_messages,
 )
@@ -24,9 +25,18 @@ BODY_KEYS = ("model", "messages", "key", "prompt", "temperature")
 
 
 def parse_body(
-    request: ReceivedRequest, *, models: Collection[str], model_example: str
+    request: ReceivedRequest,
+    *,
+    models: Collection[str],
+    model_example: str,
+    roles: Collection[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], tuple[dict[str, str], ...]]:
-    """Check the shape every chatbot-ui server needed; returns (body, model, messages)."""
+    """Check the shape every chatbot-ui server needed; returns (body, model, messages).
+
+    Fields beyond the five are ignored (strict mode then refuses them by their keys), but never
+    nest deeper than MAX_JSON_DEPTH. The model object's other fields are the codec's to check.
+    ``roles``, if given, are the only message roles allowed (see require_messages).
+    """
     data = parse_json_object(request.body)
     for key in BODY_KEYS:
         if key not in data:
@@ -42,7 +52,7 @@ def parse_body(
             code="unknown_model",
             field="model.id",
         )
-    messages = require_messages(data["messages"])
+    messages = require_messages(data["messages"], roles=roles)
     for key in ("key", "prompt"):
         if not isinstance(data[key], str):
             raise InvalidRequestError(f"{key!r} must be a string", code="bad_type", field=key)
@@ -50,6 +60,8 @@ def parse_body(
         raise InvalidRequestError(
             "'temperature' must be a number", code="bad_type", field="temperature"
         )
+    if len(data) != len(BODY_KEYS):
+        limit_nesting_except(data, BODY_KEYS, "", 1)
     return data, model, messages
 
 

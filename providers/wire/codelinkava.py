@@ -12,6 +12,7 @@ from typing import Any
 
 from providers.errors import InvalidRequestError, MalformedReplyError, TruncatedStreamError
 from providers.wire.common import (
+    ORIGINAL_ROLES,
     ChatRequest,
     Decoding,
     Framing,
@@ -22,6 +23,7 @@ from providers.wire.common import (
     dumps_like_python,
     header_differences,
     is_number,
+    limit_nesting_except,
     parse_json_object,
     require_messages,
 )
@@ -32,6 +34,8 @@ from providers.wire.sse import SSEDecoder, StreamStart
 SITE = "https://ava-ai-ef611.web.app"
 API = "https://ava-alpha-api.codelink.io"
 REPLY_MODEL = "gpt-3.5-turbo"
+#: The body fields whose values the fake checks; any other is an extra keyword argument.
+CHECKED_KEYS = ("messages", "temperature", "stream")
 BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
     (
         "User-Agent",
@@ -82,7 +86,7 @@ class CodeLinkAvaCodec(UpstreamCodec):
             raise InvalidRequestError(
                 "missing field 'messages'", code="missing_field", field="messages"
             )
-        messages = require_messages(data["messages"])
+        messages = require_messages(data["messages"], roles=ORIGINAL_ROLES if strict else None)
         temperature = data.get("temperature", 0.6)
         if not is_number(temperature):
             raise InvalidRequestError(
@@ -92,6 +96,10 @@ class CodeLinkAvaCodec(UpstreamCodec):
             raise InvalidRequestError(
                 "'stream' must be true: this endpoint only streams", code="bad_type", field="stream"
             )
+        if len(data) > 3 or (len(data) > 2 and "temperature" not in data):
+            # The original merged the caller's extra keyword arguments in: kept as options,
+            # unchecked, so only their nesting is limited.
+            limit_nesting_except(data, CHECKED_KEYS, "", 1)
         if strict:
             problems = header_differences(request, BROWSER_HEADERS)
             if list(data)[:3] != ["messages", "temperature", "stream"]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from math import isinf
 from typing import Any, ClassVar, Literal, Protocol, cast
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -195,32 +196,99 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
     return None
 
 
+#: The deepest nesting of arrays and objects a fake accepts in a request body, the body itself
+#: being level 1. The originals sent three levels (body, messages, one message) and no chat client
+#: comes near ten, so 64 leaves ample room for any honest extra field. It must stay well below the
+#: ~1000 levels where Python runs out of recursion: json.loads fails there, and the journal's
+#: encoder, running deeper in a handler's stack, failed on bodies the parser had still accepted.
+MAX_JSON_DEPTH = 64
+#: The roles the original clients sent (OpenAI's chat roles of 2023); strict fakes allow no other.
+ORIGINAL_ROLES = frozenset({"system", "user", "assistant"})
+_MESSAGE_KEYS = ("role", "content")
+
+
 def parse_json_object(body: bytes, what: str = "request body") -> dict[str, Any]:
-    """Decode a JSON object or raise an :class:`InvalidRequestError` that says what is wrong."""
+    """Decode a JSON object or raise an :class:`InvalidRequestError` that says what is wrong.
+
+    The JSON rules are :func:`loads_request_json`'s.
+    """
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidRequestError(
             f"{what} is not UTF-8 (byte {exc.start})", code="body_not_utf8"
         ) from None
-    try:
-        value = loads_strict(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequestError(
-            f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-            code="body_not_json",
-        ) from None
-    except RecursionError:
-        # json.loads recurses per nesting level; a hostile body can exhaust the stack.
-        raise InvalidRequestError(f"{what} nests JSON too deeply", code="body_too_deep") from None
-    except ValueError as exc:
-        # NaN/Infinity (refused by _reject_constant) and integers past Python's digit limit.
-        raise InvalidRequestError(f"{what} is not JSON: {exc}", code="body_not_json") from None
+    value = loads_request_json(text, what)
     if not isinstance(value, dict):
         raise InvalidRequestError(
             f"{what} must be a JSON object, got {type(value).__name__}", code="body_not_object"
         )
     return value
+
+
+def loads_request_json(text: str, what: str = "request body") -> Any:
+    """Decode the JSON text of a request as a real server would; InvalidRequestError otherwise.
+
+    :func:`loads_strict`'s rules (no NaN or Infinity, no byte order mark), and a number too
+    large for a float (``1e999``, which Python silently makes ``inf``) is refused as well: a fake
+    would keep it, and its journal could not be JSON any more. The check is a ``parse_float``
+    hook, which the C scanner calls for float literals only, so a body without one pays nothing
+    and a body with one pays a Python call (~0.1 µs) per literal. Nesting deeper than
+    :data:`MAX_JSON_DEPTH` is refused where a codec meets a value whose shape it does not check
+    (:func:`limit_nesting`): a walk of every body would cost every request.
+    """
+    try:
+        return _decode_document(text, _SCAN_REQUEST_VALUE, _REQUEST_DECODER)
+    except _NumberOverflow as exc:
+        raise InvalidRequestError(f"{what} holds {exc}", code="body_not_json") from None
+    except json.JSONDecodeError as exc:
+        if text.startswith("\ufeff"):
+            message = f"{what} starts with a byte order mark (U+FEFF), which JSON forbids"
+        else:
+            message = f"{what} is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        raise InvalidRequestError(message, code="body_not_json") from None
+    except RecursionError:
+        # json.loads recurses per nesting level; a hostile body can exhaust the stack.
+        raise InvalidRequestError(
+            f"{what} nests arrays and objects more than {MAX_JSON_DEPTH} levels deep",
+            code="body_too_deep",
+        ) from None
+    except ValueError as exc:
+        # NaN/Infinity (refused by _reject_constant) and integers past Python's digit limit.
+        raise InvalidRequestError(f"{what} is not JSON: {exc}", code="body_not_json") from None
+
+
+def limit_nesting(value: object, where: str, level: int) -> None:
+    """Raise ``body_too_deep`` if ``value`` takes the request past :data:`MAX_JSON_DEPTH` levels.
+
+    ``level`` is the nesting level of the object or array holding ``value`` (the body itself is
+    level 1). Codecs call this for the values whose shape they do not check — extra fields they
+    ignore or keep as options — since every checked part of a request is shallow by its shape.
+    Iterative, so a value nested right up to Python's recursion limit is measured too.
+    """
+    if not isinstance(value, dict | list):
+        return
+    pending: list[tuple[object, int]] = [(value, level + 1)]
+    while pending:
+        container, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidRequestError(
+                f"request nests arrays and objects more than {MAX_JSON_DEPTH} levels deep "
+                f"(in {where})",
+                code="body_too_deep",
+                field=where,
+            )
+        items = container.values() if isinstance(container, dict) else cast(list[Any], container)
+        pending.extend((item, depth + 1) for item in items if isinstance(item, dict | list))
+
+
+def limit_nesting_except(
+    data: Mapping[str, Any], checked: Sequence[str], where: str, level: int
+) -> None:
+    """:func:`limit_nesting` for each value of ``data`` (at ``level``) but those ``checked``."""
+    for key, item in data.items():
+        if key not in checked:
+            limit_nesting(item, f"{where}.{key}" if where else key, level)
 
 
 def is_number(value: object) -> bool:
@@ -233,6 +301,19 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not a JSON value")
 
 
+class _NumberOverflow(ValueError):
+    """A JSON number too large for a float."""
+
+
+def _finite_float(text: str) -> float:
+    """``float(text)``, refusing a literal that overflows (``1e999``) instead of making it inf."""
+    value = float(text)
+    if isinf(value):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise _NumberOverflow(f"the number {shown}, too large for a float (it overflows)")
+    return value
+
+
 #: Shared by every strict parse: ``json.loads`` with a keyword argument builds a new decoder (and
 #: its C scanner) per call, a measurable cost per request in a fake. A decoder keeps no state
 #: from one call to the next, and json.loads itself shares one across threads the same way.
@@ -241,6 +322,9 @@ _STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 # documents with nothing around their value. typeshed does not declare JSONDecoder.scan_once,
 # an attribute every JSONDecoder has had since Python 2.6.
 _SCAN_VALUE: Callable[[str, int], tuple[Any, int]] = cast(Any, _STRICT_DECODER).scan_once
+#: The same for requests a fake receives: also refuses floats that overflow.
+_REQUEST_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_SCAN_REQUEST_VALUE: Callable[[str, int], tuple[Any, int]] = cast(Any, _REQUEST_DECODER).scan_once
 
 
 def loads_strict(text: str | bytes) -> Any:
@@ -258,8 +342,12 @@ def loads_strict(text: str | bytes) -> Any:
     return json.loads(text, parse_constant=_reject_constant)  # its TypeError for anything else
 
 
-def _decode_document(text: str) -> Any:
-    """``_STRICT_DECODER.decode(text)``, faster for a document with nothing around its value.
+def _decode_document(
+    text: str,
+    scan: Callable[[str, int], tuple[Any, int]] = _SCAN_VALUE,
+    decoder: json.JSONDecoder = _STRICT_DECODER,
+) -> Any:
+    """``decoder.decode(text)``, faster for a document with nothing around its value.
 
     What every client sends (the value from the first character to the last) goes straight to
     the C scanner that JSONDecoder.decode would call with the same index: the same value, without
@@ -267,17 +355,26 @@ def _decode_document(text: str) -> Any:
     Anything else, and every error, takes the decoder's own path for its exact messages.
     """
     try:
-        value, end = _SCAN_VALUE(text, 0)
+        value, end = scan(text, 0)
     except StopIteration:
         pass
     else:
         if end == len(text):
             return value
-    return _STRICT_DECODER.decode(text)
+    return decoder.decode(text)
 
 
-def require_messages(value: object, field_name: str = "messages") -> tuple[dict[str, str], ...]:
-    """Validate an OpenAI-style message list: a list of {"role": str, "content": str}."""
+def require_messages(
+    value: object, field_name: str = "messages", *, roles: Collection[str] | None = None
+) -> tuple[dict[str, str], ...]:
+    """Validate an OpenAI-style message list: a list of {"role": str, "content": str}.
+
+    ``value`` is the body's field ``field_name`` (nesting level 2). Role and content must be
+    Unicode text: a JSON escape can carry a lone surrogate (``"\\ud800"``), which no UTF-8 reply
+    echoing it, and no journal, can hold. Fields beside role and content are ignored, within
+    :data:`MAX_JSON_DEPTH`. With ``roles`` (strict mode: :data:`ORIGINAL_ROLES`), any other role
+    is ``not_like_original``; checked here, in the loop every request runs anyway.
+    """
     if not isinstance(value, list):
         raise InvalidRequestError(
             f"{field_name!r} must be a list of messages", code="bad_messages", field=field_name
@@ -299,8 +396,36 @@ def require_messages(value: object, field_name: str = "messages") -> tuple[dict[
             key = "content" if isinstance(role, str) else "role"
             where = f"{field_name}[{index}].{key}"
             raise InvalidRequestError(f"{where} must be a string", code="bad_messages", field=where)
+        # ASCII text (all the originals sent: they escaped everything else) holds no surrogate.
+        if not (content.isascii() and role.isascii()):
+            _require_unicode(message, f"{field_name}[{index}]")
+        if len(message) != 2:
+            limit_nesting_except(message, _MESSAGE_KEYS, f"{field_name}[{index}]", 3)
+        if roles is not None and role not in roles:
+            where = f"{field_name}[{index}].role"
+            raise InvalidRequestError(
+                f"request differs from the original client: {where} is {role!r} (the original "
+                f"sent only {', '.join(sorted(roles))})",
+                code="not_like_original",
+                field=where,
+            )
         checked.append({"role": role, "content": content})
     return tuple(checked)
+
+
+def _require_unicode(message: Mapping[str, str], where: str) -> None:
+    for key in _MESSAGE_KEYS:
+        text = message[key]
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            field_path = f"{where}.{key}"
+            raise InvalidRequestError(
+                f"{field_path} is not Unicode text: character {exc.start} is a lone surrogate "
+                f"({text[exc.start]!r}, an unpaired \\ud800-\\udfff escape)",
+                code="bad_messages",
+                field=field_path,
+            ) from None
 
 
 class UpstreamCodec(ABC):

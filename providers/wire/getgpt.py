@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from providers.errors import InvalidRequestError, MalformedReplyError, TruncatedStreamError
 from providers.wire import signature
 from providers.wire.common import (
+    ORIGINAL_ROLES,
     ChatRequest,
     Decoding,
     Framing,
@@ -25,7 +27,8 @@ from providers.wire.common import (
     WireRequest,
     dumps_like_python,
     header_differences,
-    loads_strict,
+    limit_nesting_except,
+    loads_request_json,
     parse_json_object,
     require_messages,
 )
@@ -63,6 +66,11 @@ BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
     ),
 )
 LEGACY_LINE_READ_SIZE = 512  # requests' iter_lines() reads iter_content(512)
+#: Plaintext options the original sent as numbers (the caller's, or the defaults above).
+NUMBER_OPTIONS = ("frequency_penalty", "presence_penalty", "temperature", "top_p")
+_NUMBER_TYPES = frozenset({int, float})  # exact types: a bool is not a number here
+#: str(uuid.uuid4()), as the original made it: lowercase hex in the 8-4-4-4-12 layout.
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class GetGptCodec(UpstreamCodec):
@@ -125,34 +133,49 @@ class GetGptCodec(UpstreamCodec):
                 code="signature_null",
                 field="signature",
             )
+        if len(data) != 1:
+            limit_nesting_except(data, ("signature",), "", 1)  # ignored beside the signature
         # A real server just used the 16 key/IV characters as bytes; only the strict fake insists
         # they look like the lowercase hex the original client always produced.
         plaintext = signature.decrypt_signature(data["signature"], strict_key_chars=strict)
         # Everything up to a usable plaintext is one stage with one answer (no padding oracle):
         # the precise reason is kept on the error for the journal, not sent to the client.
         try:
-            inner = loads_strict(plaintext)
+            # The text decrypt_signature checked to be UTF-8. json.loads of the bytes would guess
+            # the encoding from the first bytes and take UTF-16 or UTF-32 (valid UTF-8 too, NULs
+            # and all), which a real server reading the plaintext as UTF-8 never did.
+            inner = loads_request_json(plaintext.decode("utf-8"), "plaintext")
             if not isinstance(inner, dict):
                 raise ValueError("plaintext is not a JSON object")
             missing = [key for key in PLAINTEXT_KEYS if key not in inner]
             if missing:
                 raise ValueError(f"plaintext lacks {missing}")
-            messages = require_messages(inner["messages"])
-        except (ValueError, RecursionError, InvalidRequestError) as exc:
+            messages = require_messages(inner["messages"], roles=ORIGINAL_ROLES if strict else None)
+        except InvalidRequestError as exc:
+            if exc.code == "not_like_original":
+                raise  # a strict-mode difference, named like the others below
+            raise signature.signature_error(f"decrypted plaintext unusable: {exc}") from None
+        except ValueError as exc:
             raise signature.signature_error(f"decrypted plaintext unusable: {exc}") from None
         if strict:
             problems = header_differences(request, BROWSER_HEADERS)
+            if len(data) != 1:
+                problems.append(f"body fields are {list(data)}, expected only 'signature'")
             if tuple(inner) != PLAINTEXT_KEYS:
                 problems.append(
                     f"plaintext keys are {list(inner)}, expected {list(PLAINTEXT_KEYS)}"
                 )
             if inner["model"] != MODEL or inner["stream"] is not True:
                 problems.append(f'plaintext must have "model": "{MODEL}" and "stream": true')
+            problems += _option_problems(inner)
             if problems:
                 raise InvalidRequestError(
                     "request differs from the original client: " + "; ".join(problems),
                     code="not_like_original",
                 )
+        else:
+            # Lenient: any option values, kept unchecked, so only their nesting is limited.
+            limit_nesting_except(inner, ("messages",), "plaintext", 1)
         options = {key: inner[key] for key in PLAINTEXT_KEYS if key != "messages"}
         return ChatRequest(
             model=str(inner["model"]), messages=messages, options=options, plaintext=plaintext
@@ -163,6 +186,37 @@ class GetGptCodec(UpstreamCodec):
 
     def new_decoder(self, decoding: Decoding = "correct") -> DataLineDecoder | LegacyGetGptDecoder:
         return DataLineDecoder() if decoding == "correct" else LegacyGetGptDecoder()
+
+
+def _option_problems(inner: dict[str, Any]) -> list[str]:
+    """Strict mode: option values of a type the original client could not have sent."""
+    numbers = _NUMBER_TYPES
+    max_tokens = inner["max_tokens"]
+    request_uuid = inner["uuid"]
+    if (
+        type(inner["frequency_penalty"]) in numbers
+        and type(inner["presence_penalty"]) in numbers
+        and type(inner["temperature"]) in numbers
+        and type(inner["top_p"]) in numbers
+        and type(max_tokens) is int
+        and max_tokens > 0
+        and type(request_uuid) is str
+        and _UUID.fullmatch(request_uuid) is not None
+    ):
+        return []  # what every request of the original passes; the details below cost more
+    problems = [
+        f"plaintext {key} is {inner[key]!r}, expected a number"
+        for key in NUMBER_OPTIONS
+        if type(inner[key]) not in numbers
+    ]
+    if type(max_tokens) is not int or max_tokens < 1:
+        problems.append(f"plaintext max_tokens is {max_tokens!r}, expected a positive integer")
+    if type(request_uuid) is not str or _UUID.fullmatch(request_uuid) is None:
+        problems.append(
+            f"plaintext uuid is {request_uuid!r}, expected a UUID string such as "
+            "'0e7c2b8a-3f4d-4e1a-9b6c-5d8e7f1a2b3c'"
+        )
+    return problems
 
 
 class DataLineDecoder:
