@@ -215,12 +215,17 @@ def load_data(data: bytes, source: str = "<string>") -> Any:
     """The plain data (dicts, lists, str, bytes, numbers) of one YAML document, checked for
     unsafe tags before anything is built. Call it inside :func:`gc_paused` for large files."""
     root = compose(data, source)
-    if root is None:
-        raise CassetteFormatError(f"{source}: the file is empty, not a cassette")
-    if _may_hold_tags(data):
+    if root is not None and _may_hold_tags(data):
         bad = unsafe_tags(root)
         if bad:
             _refuse(bad[0], source)
+    return document_data(root, source)
+
+
+def document_data(root: Node | None, source: str = "<string>") -> Any:
+    """The plain data of a composed document whose tags were checked; an empty one is refused."""
+    if root is None:
+        raise CassetteFormatError(f"{source}: the file is empty, not a cassette")
     return construct(root, source)
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.nodes import Node
 
 from cassettes.document import cassette_to_document, document_to_cassette
 from cassettes.model import Cassette
-from cassettes.safeyaml import gc_paused, load_data
+from cassettes.safeyaml import document_data, gc_paused, load_data
 
 _STR = "tag:yaml.org,2002:str"
 _BASE_DUMPER: type[Any] = getattr(yaml, "CSafeDumper", None) or yaml.SafeDumper
@@ -35,6 +36,13 @@ def loads(data: bytes | str, *, source: str = "<string>") -> Cassette:
     raw = data.encode("utf-8") if isinstance(data, str) else data
     with gc_paused():
         return document_to_cassette(load_data(raw, source), source)
+
+
+def cassette_from_nodes(root: Node | None, source: str = "<string>") -> Cassette:
+    """What :func:`loads` returns, from a document already composed and checked for unsafe tags
+    (lint composes once, for its own walk and for this)."""
+    with gc_paused():
+        return document_to_cassette(document_data(root, source), source)
 
 
 def load(path: str | os.PathLike[str]) -> Cassette:

@@ -10,6 +10,8 @@ of taking the test run down.
 
 from __future__ import annotations
 
+import os
+import re
 import resource
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import pytest
 import yaml
 
 from cassettes import safeyaml, yamlio
+from cassettes.lint import lint_bytes
 from providers.errors import CassetteFormatError
 from tests.cli_process import ROOT
 from tools.cli import main
@@ -306,3 +309,105 @@ def test_binary_that_is_not_base64_says_so(value: str) -> None:
 def test_binary_folded_over_lines_with_spaces_still_decodes() -> None:
     text = cassette(body="!!binary |\n        QUJD\n        REVG", chunks="'6@0'")
     assert yamlio.loads(text).interactions[0].response.body == b"ABCDEF"
+
+
+# === lint: every refusal above is a finding, and lint itself never crashes or hangs =========
+
+
+@_NESTINGS
+def test_lint_reports_a_deeply_nested_file_as_one_finding(nesting: str, tmp_path: Path) -> None:
+    path = deeply_nested(tmp_path, nesting)
+    result = run_cli("lint", path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == f"{path}:1: not-cassette: nested too deeply to be a cassette\n"
+
+
+def test_lint_of_a_thousand_levels_is_one_finding_not_a_traceback() -> None:
+    text = ("version: 1\ninteractions: " + "[" * 1000 + "]" * 1000 + "\n").encode()
+    (finding,) = lint_bytes(text, "deep.yaml")
+    assert str(finding) == "deep.yaml:1: not-cassette: nested too deeply to be a cassette"
+
+
+@_BOMBS
+def test_lint_reports_an_alias_bomb_as_one_finding(merge: bool, tmp_path: Path) -> None:
+    path = write(tmp_path, _laughs(merge=merge))
+    result = run_cli("lint", path)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert re.fullmatch(
+        rf"{re.escape(str(path))}:1: not-cassette: YAML aliases expand to .*\n", result.stdout
+    )
+
+
+def test_lint_reports_a_self_referencing_alias_on_its_line() -> None:
+    (finding,) = lint_bytes(_SELF_REFERENCE, "self.yaml")
+    assert (finding.line, finding.kind) == (2, "not-cassette")
+    assert finding.message.startswith("a YAML alias refers to a node that contains it")
+
+
+def test_lint_checks_an_aliased_value_in_every_place_it_is_used() -> None:
+    # Walking each node once must not mean checking it in only one of its places: the same
+    # text is harmless under 'note' and a secret query parameter under 'uri'.
+    text = cassette(uri="*u", extra="note: &u 'http://127.0.0.1/a?api_key=abc123'\n")
+    kinds = {(finding.line, finding.kind) for finding in lint_bytes(text.encode())}
+    assert (2, "secret-query") in kinds  # reported where the aliased text is written
+
+
+def test_lint_counts_no_bracket_inside_text_as_nesting() -> None:
+    brackets = "[{" * 100_000
+    text = cassette(body="|\n        " + brackets, chunks=f"'{len(brackets) + 1}@0'")
+    assert lint_bytes(text.encode()) == []
+
+
+@_REFUSED_AT_LOAD
+def test_lint_reports_what_http_cannot_carry_on_the_interaction_line(
+    edit: dict[str, str], problem: str
+) -> None:
+    (finding,) = lint_bytes(cassette(**edit).encode(), "here.yaml")
+    assert (finding.kind, finding.message) == ("not-cassette", f"interaction 0: {problem}")
+    assert finding.line == 3  # the line where interaction 0 starts
+
+
+_SECRET_TEXT = "key sk-abcdefghijklmnopqrstuvwx"
+
+
+def test_lint_reports_each_unreadable_entry_and_lints_every_other_file(tmp_path: Path) -> None:
+    dirty = cassette(body=f"'{_SECRET_TEXT}'", chunks=f"'{len(_SECRET_TEXT)}@0'")
+    (tmp_path / "sub.yaml").mkdir()  # a directory with a cassette's name: searched, not read
+    write(tmp_path / "sub.yaml", dirty, "inner.yaml")
+    write(tmp_path, cassette(), "a.yaml")
+    (tmp_path / "broken.yaml").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(tmp_path / "pipe.yaml")  # reading it would wait forever for a writer
+    write(tmp_path, dirty, "z.yaml")
+    result = run_cli("lint", tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"cannot read {tmp_path / 'broken.yaml'}: No such file or directory" in result.stderr
+    assert f"cannot read {tmp_path / 'pipe.yaml'}: not a regular file" in result.stderr
+    assert "sub.yaml:" not in result.stderr
+    flagged = {Path(line.split(":")[0]).name for line in result.stdout.splitlines()}
+    assert flagged == {"inner.yaml", "z.yaml"}
+    assert "2 file(s) could not be read" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the file is empty, not a cassette"),
+        ("# only a comment\n", "the file is empty, not a cassette"),
+        ("- a\n- b\n", "a cassette from vcrpy before 1.0 (no version); re-record it"),
+        ("just text\n", "not a cassette: the top level is a str"),
+        ("version: 1\n", "'interactions' must be a list"),
+    ],
+)
+def test_lint_says_what_is_not_a_cassette_like_inspect_does(
+    text: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, text)
+    assert main(["inspect", str(path)]) == 1
+    assert capsys.readouterr().err == f"tapedeck inspect: {path}: {message}\n"
+    assert main(["lint", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == f"{path}:1: not-cassette: {message}\n"
+    assert "1 finding(s) in 1 file(s)" in captured.err
