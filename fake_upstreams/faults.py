@@ -49,10 +49,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from aiohttp import web
-from aiohttp.http import HttpVersion11
+from aiohttp.http import HttpVersion10, HttpVersion11
 
 from fake_upstreams.coalesced import HeadersWithFirstChunk
 from fake_upstreams.specdict import SpecReader
+from providers.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from fake_upstreams.reply import PlannedReply
@@ -70,6 +71,10 @@ FaultKind = Literal[
 ]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 MAX_FAULT_SECONDS = 300.0
+#: The most random bytes a ``random-bytes`` fault sends: far beyond any client's limit for a
+#: status line or header (8 KiB to 64 KiB), and as much as a fake takes in a request body. A
+#: bigger size once streamed hundreds of megabytes, or failed (2**28 bytes) inside the handler.
+MAX_FAULT_BYTES = 1024 * 1024
 _POLL = 0.02
 _NOT_A_CHUNK = b"zz\r\nthis is not chunked framing\r\n"
 
@@ -90,6 +95,8 @@ class Fault:
             raise ValueError(f"unknown fault kind {self.kind!r} (known: {', '.join(FAULT_KINDS)})")
         if self.after_bytes < 0 or self.size < 1:
             raise ValueError("fault after_bytes must be >= 0 and size >= 1")
+        if self.size > MAX_FAULT_BYTES:
+            raise ValueError(f"fault size must be at most {MAX_FAULT_BYTES} bytes, got {self.size}")
         for name in ("seconds", "interval"):
             value = getattr(self, name)
             if not 0.0 <= value <= MAX_FAULT_SECONDS:
@@ -167,11 +174,25 @@ async def _prepare(
     response = kind(status=reply.status, headers=reply.headers)
     if not reply.chunked:
         response.content_length = sum(len(chunk) for chunk in reply.chunks)
-    elif request.version >= HttpVersion11:
+    elif request.version == HttpVersion11:
         response.enable_chunked_encoding()
+    elif request.version != HttpVersion10:
+        # aiohttp's parser lets "HTTP/2.0" and "HTTP/0.9" request lines through, but chunked
+        # framing is HTTP/1.1's alone. Checked here, where every streamed reply reads the
+        # version anyway, rather than on every request before it is parsed.
+        raise _version_not_supported(request)
     # else: HTTP/1.0 has no chunked encoding; aiohttp then ends the body by closing.
     await response.prepare(request)
     return response
+
+
+def _version_not_supported(request: web.BaseRequest) -> InvalidRequestError:
+    major, minor = request.version
+    return InvalidRequestError(
+        f"HTTP/{major}.{minor} is not supported: the fake speaks HTTP/1.1 (and HTTP/1.0)",
+        status=505,
+        code="http_version_not_supported",
+    )
 
 
 async def _write_chunks(

@@ -22,12 +22,14 @@ from __future__ import annotations
 import base64
 import collections
 import itertools
+import json
 import marshal
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any
 
 from fake_upstreams.script import ResponseScript
@@ -123,6 +125,33 @@ def _bytes_json(data: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         text = None
     return {"base64": base64.b64encode(data).decode("ascii"), "text": text}
+
+
+#: How deep :func:`_json_safe` copies before it describes instead (bounded, so it cannot itself
+#: run out of recursion).
+_SAFE_DEPTH = 100
+#: Python refuses to write an int with more digits than this (sys.get_int_max_str_digits).
+_SAFE_INT_BITS = 4000 * 3
+
+
+def _json_safe(value: object, depth: int) -> object:
+    """A copy of ``value`` that ``json.dumps(..., allow_nan=False)`` can always write."""
+    if value is None or isinstance(value, str | bool):
+        return value
+    if isinstance(value, int):
+        return value if value.bit_length() <= _SAFE_INT_BITS else "<integer too long to show>"
+    if isinstance(value, float):
+        return value if isfinite(value) else f"<not JSON: {value!r}>"
+    if depth <= 0:
+        return f"<nested more than {_SAFE_DEPTH} levels: not shown>"
+    if isinstance(value, Mapping):
+        return {
+            key if isinstance(key, str) else repr(key): _json_safe(item, depth - 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_json_safe(item, depth - 1) for item in value]
+    return f"<not JSON: a {type(value).__name__}>"
 
 
 RawHeaders = tuple[tuple[bytes, bytes], ...]
@@ -378,3 +407,18 @@ class Journal:
             entries = [record.freeze() for record in self._records]
             errors = [where for where, _ in self._errors]
         return {"entries": [entry.to_json() for entry in entries], "errors": errors}
+
+    def to_json_text(self) -> str:
+        """:meth:`to_json` as JSON text, whatever the entries hold; never raises.
+
+        The fakes refuse requests whose values JSON cannot carry, but an entry can still hold
+        one (a ChatRequest made in Python, a codec that keeps more): a float that is not finite
+        (``json.dumps`` would write ``Infinity``, which is not JSON), nesting too deep for the
+        encoder's recursion from inside a handler, an object of another type. Only then is the
+        journal copied with each such value replaced by a description.
+        """
+        data = self.to_json()
+        try:
+            return json.dumps(data, allow_nan=False)
+        except (ValueError, TypeError, RecursionError):
+            return json.dumps(_json_safe(data, _SAFE_DEPTH), allow_nan=False)

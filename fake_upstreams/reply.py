@@ -21,8 +21,26 @@ from urllib.parse import urlsplit
 
 from fake_upstreams.chunking import frame_boundaries
 from fake_upstreams.faults import Fault
-from fake_upstreams.script import HttpErrorKind, ResponseScript
+from fake_upstreams.script import HttpErrorKind, ResponseScript, UnsendableScript
+from providers.errors import InvalidRequestError
 from providers.wire.common import ChatRequest, UpstreamCodec
+
+
+class ScriptDoesNotFit(InvalidRequestError):
+    """The script cannot make a reply to this request: 400 ``script_does_not_fit``.
+
+    ``field`` names the script setting: chunk offsets beyond this reply's body, an echoed
+    message the framing's text encoding cannot encode, or (for a script set from Python or a
+    scenario, not checked when it was loaded) anything :meth:`ResponseScript.check_sendable`
+    refuses. A 4xx rather than the 500 of a harness bug: the test chose the script.
+    """
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(
+            f"the response script does not fit this reply: {message}",
+            code="script_does_not_fit",
+            field=setting,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +73,24 @@ def plan_reply(script: ResponseScript, codec: UpstreamCodec, chat: ChatRequest) 
     return PLANS.plan(script, codec, chat)
 
 
-def build_reply(script: ResponseScript, codec: UpstreamCodec, chat: ChatRequest) -> PlannedReply:
-    """What to send for ``chat`` under ``script``, planned afresh (no cache)."""
+def build_reply(
+    script: ResponseScript,
+    codec: UpstreamCodec,
+    chat: ChatRequest,
+    *,
+    script_checked: bool = False,
+) -> PlannedReply:
+    """What to send for ``chat`` under ``script``, planned afresh (no cache).
+
+    Raises :class:`ScriptDoesNotFit` when the script cannot make this reply. ``script_checked``
+    skips :meth:`ResponseScript.check_sendable` for a script that passed it already (one taken
+    with :meth:`ResponseScript.load`).
+    """
+    if not script_checked:
+        try:
+            script.check_sendable()
+        except UnsendableScript as error:
+            raise ScriptDoesNotFit(str(error), error.setting) from None
     if script.http_error is not None:
         status, headers, body = error_page(
             script.http_error, _api_host(codec), retry_after=script.retry_after
@@ -72,8 +106,14 @@ def build_reply(script: ResponseScript, codec: UpstreamCodec, chat: ChatRequest)
     if script.raw is not None:
         frames = list(script.raw)
     else:
-        frames = codec.encode_reply(script.text_pieces(chat), script.framing)
-    chunks = script.chunking.split(b"".join(frames), frame_boundaries(frames))
+        try:
+            frames = codec.encode_reply(script.text_pieces(chat), script.framing)
+        except UnicodeEncodeError as error:
+            raise _unencodable(script, error) from None
+    try:
+        chunks = script.chunking.split(b"".join(frames), frame_boundaries(frames))
+    except ValueError as error:  # explicit offsets beyond this body
+        raise ScriptDoesNotFit(f"chunking: {error}", "chunking.offsets") from None
     return PlannedReply(
         status=script.status or codec.success_status,
         headers=_merge_headers((("Content-Type", codec.reply_content_type),), script.headers),
@@ -81,6 +121,18 @@ def build_reply(script: ResponseScript, codec: UpstreamCodec, chat: ChatRequest)
         first_byte_delay=script.first_byte_delay,
         delays=tuple(script.delay_before(index) for index in range(len(chunks))),
         fault=script.fault,
+    )
+
+
+def _unencodable(script: ResponseScript, error: UnicodeEncodeError) -> ScriptDoesNotFit:
+    text = error.object if isinstance(error.object, str) else ""
+    bad = text[error.start : error.end]
+    echoed = script.text is None and script.pieces is None
+    source = "the echoed message" if echoed else "the scripted text"
+    return ScriptDoesNotFit(
+        f"framing.text_encoding {script.framing.text_encoding!r} cannot encode {source}: "
+        f"{bad!r} at character {error.start} of {text[:60]!r}",
+        "framing.text_encoding",
     )
 
 

@@ -5,6 +5,14 @@ body (``from_dict``), or sent per request in the ``X-Tapedeck-Script`` header. A
 :class:`ScriptQueue` hands out one script per accepted call: queued scripts first (call 1, call 2,
 ...), then the default.
 
+``from_dict`` reads any well-typed script, so scripts round-trip as data. What could never go on
+the wire is refused by :meth:`ResponseScript.check_sendable`, which the fakes apply when they
+take a script from outside (:meth:`ResponseScript.load`: the header, ``POST
+/__tapedeck__/script``) and again, for scripts set any other way, when they plan a reply: a
+status that has no body (1xx, 204, 304), a header name that is no HTTP token or a value with CR,
+LF or NUL (header injection), a header the framing owns (Content-Length, Transfer-Encoding),
+text the reply's encoding cannot encode, an encoding no web server sends text in.
+
     >>> script = ResponseScript.from_dict({"text": "héllo", "chunking": "utf8"})
     >>> ResponseScript.from_dict(script.to_dict()) == script
     True
@@ -13,6 +21,7 @@ body (``from_dict``), or sent per request in the ``X-Tapedeck-Script`` header. A
 from __future__ import annotations
 
 import base64
+import codecs
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -28,6 +37,41 @@ HttpErrorKind = Literal["server-error", "cloudflare", "rate-limit"]
 HTTP_ERROR_KINDS: tuple[HttpErrorKind, ...] = get_args(HttpErrorKind)
 DONE_MODES: tuple[DoneMode, ...] = get_args(DoneMode)
 _DEFAULT_FRAMING = Framing()
+#: Statuses whose replies have no body (RFC 9110): a body sent after one is read by the client as
+#: the start of the next response. (1xx are below the 200 the constructor allows.)
+BODILESS_STATUSES = frozenset({204, 304})
+#: The characters of an HTTP token (RFC 9110), which is what a header name is.
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+#: Headers a fake writes from the reply's framing (chunked, or the length of an error page).
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
+#: Encodings a reply's text may use (codec names as ``codecs.lookup`` gives them, so aliases
+#: such as "latin-1" or "UTF8" are fine): the charsets web servers send text in. Left out on
+#: purpose: the BOM-writing ones (utf-16, utf-32, utf-8-sig put a BOM before every frame, since
+#: each frame is encoded on its own), and transformations that fail on ordinary text or are no
+#: charset at all (idna refuses "a..b", punycode, utf-7, unicode_escape, rot13, ...).
+TEXT_ENCODINGS = frozenset(
+    {
+        "utf-8",
+        "utf-16-le",
+        "utf-16-be",
+        "utf-32-le",
+        "utf-32-be",
+        "ascii",
+        *(f"iso8859-{part}" for part in (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16)),
+        *(f"cp{page}" for page in range(1250, 1259)),
+        "koi8-r",
+        "koi8-u",
+        "shift_jis",
+        "euc_jp",
+        "euc_kr",
+        "gb2312",
+        "gbk",
+        "gb18030",
+        "big5",
+    }
+)
 _SCRIPT_KEYS = (
     "text",
     "pieces",
@@ -43,6 +87,14 @@ _SCRIPT_KEYS = (
     "fault",
     "headers",
 )
+
+
+class UnsendableScript(ValueError):
+    """A script no fake can send; ``setting`` names the script key at fault ("headers[0]")."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +135,37 @@ class ResponseScript:
             raise ValueError(f"script delays must be between 0 and {MAX_FAULT_SECONDS:g} s")
         if self.retry_after < 0:
             raise ValueError("retry_after must be >= 0")
+
+    def check_sendable(self) -> None:
+        """Raise :class:`UnsendableScript` if no reply could be sent from this script.
+
+        What can be known without a request (see the module docstring); what depends on the
+        request (offsets beyond this reply's body, an echoed message the encoding cannot encode)
+        is found when the reply is planned. Cheap for a script that changes none of it.
+        """
+        if self.status in BODILESS_STATUSES:
+            raise UnsendableScript(
+                f"script status {self.status} has no body (RFC 9110), but a fake's reply always "
+                "has one: a client would read it as the start of the next response",
+                "status",
+            )
+        for index, (name, value) in enumerate(self.headers):
+            _check_header(name, value, f"headers[{index}]")
+        encoding = self.framing.text_encoding
+        if self.framing is not _DEFAULT_FRAMING:
+            check_text_encoding(encoding)
+        texts = self.pieces if self.text is None else (self.text,)
+        for index, text in enumerate(texts or ()):
+            if not text.isascii():  # every encoding allowed encodes ASCII
+                where = "text" if self.text is not None else f"pieces[{index}]"
+                _check_encodable(text, encoding, where)
+
+    @classmethod
+    def load(cls, data: object) -> ResponseScript:
+        """:meth:`from_dict`, then :meth:`check_sendable`: a script a fake takes from outside."""
+        script = cls.from_dict(data)
+        script.check_sendable()
+        return script
 
     def text_pieces(self, chat: ChatRequest) -> list[str]:
         """The text pieces to encode (not used for ``raw`` scripts)."""
@@ -182,12 +265,61 @@ def framing_from_dict(data: object) -> Framing:
             options[name] = reader.flag(name, default)
         else:
             options[name] = reader.text(name, default)
-    encoding = options["text_encoding"]
+    check_text_encoding(options["text_encoding"])
+    return Framing(**options)
+
+
+def check_text_encoding(encoding: str) -> None:
+    """Raise :class:`UnsendableScript` unless ``encoding`` is one of :data:`TEXT_ENCODINGS`."""
     try:
         "".encode(encoding)
+        name = codecs.lookup(encoding).name
     except LookupError:
-        raise ValueError(f"framing key 'text_encoding' names no codec: {encoding!r}") from None
-    return Framing(**options)
+        raise UnsendableScript(
+            f"framing key 'text_encoding' names no codec: {encoding!r}", "framing.text_encoding"
+        ) from None
+    if name not in TEXT_ENCODINGS:
+        raise UnsendableScript(
+            f"framing key 'text_encoding' must be a charset web servers send text in (utf-8, "
+            f"latin-1, cp1251, utf-16-le, ...), not {encoding!r}",
+            "framing.text_encoding",
+        )
+
+
+def _check_header(name: str, value: str, where: str) -> None:
+    if not name or not _TOKEN_CHARS.issuperset(name):
+        raise UnsendableScript(
+            f"script key 'headers': {name!r} is not a header name (an HTTP token: letters, "
+            "digits and !#$%&'*+-.^_`|~)",
+            where,
+        )
+    if name.lower() in FRAMING_HEADERS:
+        raise UnsendableScript(
+            f"script key 'headers': {name} is written by the fake from the reply's framing "
+            "(chunked, or the length of an error page); a scripted one would contradict it",
+            where,
+        )
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise UnsendableScript(
+            f"script key 'headers': the value of {name} holds CR, LF or NUL, which would end "
+            f"the header early or inject another: {value!r}",
+            where,
+        )
+    if not value.isascii():
+        _check_encodable(value, "utf-8", where)
+
+
+def _check_encodable(text: str, encoding: str, where: str) -> None:
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError as exc:
+        bad = text[exc.start : exc.end]
+        why = "lone surrogates are not Unicode text" if encoding == "utf-8" else "not in it"
+        raise UnsendableScript(
+            f"script key {where!r} cannot be encoded as {encoding}: {bad!r} at character "
+            f"{exc.start} ({why})",
+            where,
+        ) from None
 
 
 def _bytes_to_json(chunk: bytes) -> str | dict[str, str]:
@@ -278,14 +410,18 @@ class ScriptQueue:
         self.replace()
 
     def load(self, data: object) -> None:
-        """Replace from ``{"queue": [...], "default": {...}}`` or one script dict (the default)."""
+        """Replace from ``{"queue": [...], "default": {...}}`` or one script dict (the default).
+
+        Each script is taken with :meth:`ResponseScript.load`: one that could never be sent
+        is refused here, before it replaces anything.
+        """
         if isinstance(data, Mapping) and ("queue" in data or "default" in data):
             reader = SpecReader(data, "script queue", known=("queue", "default"))
-            queue = [ResponseScript.from_dict(item) for item in reader.items("queue") or []]
+            queue = [ResponseScript.load(item) for item in reader.items("queue") or []]
             default = reader.raw("default")
-            self.replace(queue, None if default is None else ResponseScript.from_dict(default))
+            self.replace(queue, None if default is None else ResponseScript.load(default))
         else:
-            self.replace((), ResponseScript.from_dict(data))
+            self.replace((), ResponseScript.load(data))
 
     def to_dict(self) -> dict[str, Any]:
         with self._lock:

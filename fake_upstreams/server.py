@@ -10,6 +10,13 @@ Port 0 (the default) binds an ephemeral port; :attr:`FakeServer.port` reads the 
 Handlers are cancelled when their client disconnects (aiohttp's ``handler_cancellation``), and
 shutdown gives in-flight replies at most ``shutdown_timeout`` seconds. The running itself is
 :class:`~fake_upstreams.lifecycle.AppServer`'s, shared with the replay server and the proxy.
+
+Connections do not live forever: the app carries its own aiohttp handler options (set by
+:func:`~fake_upstreams.app.make_app` from :class:`~fake_upstreams.app.FakeState`), so every way
+of serving it gets them. An idle keep-alive connection, or one whose request head never
+completes, is closed after ``idle_timeout`` (15 s; aiohttp's ``keepalive_timeout``, whose own
+default is an hour); a body still arriving ``request_timeout`` (30 s) after its head gets 408 and
+its connection closed (aiohttp has no option for that: the fake times its own read).
 """
 
 from __future__ import annotations

@@ -527,11 +527,17 @@ async def test_handler_errors_are_500_and_raised_again_in_the_test() -> None:
         server.state.journal.raise_errors()
 
 
-async def test_a_bad_script_is_a_harness_error_not_a_client_error(fake: FakeServer) -> None:
+async def test_a_script_that_does_not_fit_the_reply_is_a_400_naming_the_setting(
+    fake: FakeServer,
+) -> None:
+    # The test chose the script: answered as a 4xx naming the setting, not a harness bug's 500.
     fake.state.scripts.push(ResponseScript(chunking=ChunkPlan.at([10_000])))
-    assert (await chat(fake)).status == 500
-    with pytest.raises(FakeUpstreamError, match="not inside the body"):
-        fake.state.journal.raise_errors()
+    reply = await chat(fake)
+    assert reply.status == 400
+    error = error_of(reply)
+    assert (error["code"], error["field"]) == ("script_does_not_fit", "chunking.offsets")
+    assert "not inside the body" in error["message"]
+    fake.state.journal.raise_errors()
 
 
 # --- scripts: sequences, header, control endpoint -----------------------------------------------
