@@ -10,6 +10,7 @@ of taking the test run down.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import resource
@@ -411,3 +412,41 @@ def test_lint_says_what_is_not_a_cassette_like_inspect_does(
     captured = capsys.readouterr()
     assert captured.out == f"{path}:1: not-cassette: {message}\n"
     assert "1 finding(s) in 1 file(s)" in captured.err
+
+
+# === inspect never sends the terminal what the cassette holds raw ==========================
+
+
+def test_inspect_escapes_control_characters_only_for_display(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    provenance = "tapedeck:\n  format: 1\n  provenance:\n" + "".join(
+        f"    {key}: {value}\n"
+        for key, value in {
+            "target_url": '"http://evil/\\e]0;title\\a"',
+            "recorded_at": '"2024\\x9b2J"',
+            "tool_version": '"1\\u202e0"',
+            "source": "fake",
+        }.items()
+    )
+    text = cassette(
+        uri='"http://127.0.0.1/\\e[31mRED"', reason='"OK\\e[2J\\nX-Line: 1"', extra=provenance
+    )
+    path = write(tmp_path, text)
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert all(c.isprintable() for c in out.replace("\n", ""))
+    assert "#0 GET /\\x1b[31mRED -> 200 OK\\x1b[2J\\nX-Line: 1  1 chunk(s), 5 B" in out
+    assert "recorded from http://evil/\\x1b]0;title\\x07 (a local fake upstream)" in out
+    assert "recorded at   2024\\x9b2J by tapedeck 1\\u202e0" in out
+    assert not any(line.startswith("X-Line") for line in out.splitlines())
+
+    assert main(["inspect", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert all(c.isprintable() for c in out.replace("\n", ""))
+    document = json.loads(out)  # the data itself is unchanged: escaping is only for display
+    (entry,) = document["interactions"]
+    assert entry["uri"] == "http://127.0.0.1/\x1b[31mRED"
+    assert entry["reason"] == "OK\x1b[2J\nX-Line: 1"
+    assert document["provenance"]["recorded_at"] == "2024\x9b2J"
+    assert document["provenance"]["tool_version"] == "1\u202e0"

@@ -5,12 +5,18 @@ for each interaction the request (method, path), the response (status, reason), 
 and bytes it has, and a per-chunk timeline: arrival offset in milliseconds, size, and a short
 preview with control characters and invalid UTF-8 escaped, so a split character or a cut
 ``data:`` line is visible.
+
+Everything printed from the cassette is escaped the same way (``\x1b``, ``\n``, ``\u202e``):
+a cassette is data from outside, and raw control characters would reach the terminal (colours,
+a cleared screen, a changed window title) or break the one-line layout. The JSON form escapes
+them as JSON does (``\u001b``); only what is printed changes, never the data.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from typing import Any
 
@@ -57,7 +63,32 @@ def _escape(char: str) -> str:
         return f"\\x{code - 0xDC00:02x}"
     if char.isprintable():
         return char
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def printable(text: str) -> str:
+    """``text`` escaped like :func:`preview` (not shortened), for one line of a terminal."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(map(_escape, text))
+
+
+# JSON text from json.dumps(ensure_ascii=False) holds raw characters only inside strings (it
+# escapes those below U+0020 itself), plus the newlines of its indentation.
+_MAYBE_UNPRINTABLE = re.compile(r"[^\x20-\x7e\n]")
+
+
+def _json_escape_unprintable(text: str) -> str:
+    def escape(match: re.Match[str]) -> str:
+        char = match[0]
+        if char.isprintable():
+            return char
+        utf16 = char.encode("utf-16-be", "surrogatepass")
+        return "".join(f"\\u{utf16[i]:02x}{utf16[i + 1]:02x}" for i in range(0, len(utf16), 2))
+
+    return _MAYBE_UNPRINTABLE.sub(escape, text)
 
 
 def describe(cassette: Cassette, source: str, *, chunks: bool = True) -> dict[str, Any]:
@@ -102,24 +133,28 @@ def _interaction(number: int, interaction: Interaction, *, chunks: bool) -> dict
 
 
 def render(document: dict[str, Any]) -> str:
-    """The terminal form of :func:`describe`'s document."""
-    lines = [f"cassette      {document['cassette']}"]
+    """The terminal form of :func:`describe`'s document, every text from the cassette escaped."""
+    lines = [f"cassette      {printable(document['cassette'])}"]
     provenance = document["provenance"]
     if provenance is None:
         lines.append("provenance    none (a plain vcrpy cassette)")
     else:
         where = "a local fake upstream" if provenance["source"] == "fake" else "the live site"
+        target, stamp, version = (
+            printable(provenance[key]) for key in ("target_url", "recorded_at", "tool_version")
+        )
         lines += [
-            f"recorded from {provenance['target_url']} ({where})",
-            f"recorded at   {provenance['recorded_at']} by tapedeck {provenance['tool_version']}",
+            f"recorded from {target} ({where})",
+            f"recorded at   {stamp} by tapedeck {version}",
         ]
     interactions = document["interactions"]
     lines.append(f"interactions  {len(interactions)}")
     for entry in interactions:
         lines.append("")
         lines.append(
-            f"#{entry['number']} {entry['method']} {entry['path']} -> {entry['status']} "
-            f"{entry['reason']}  {entry['chunk_count']} chunk(s), {entry['bytes']} B"
+            f"#{entry['number']} {printable(entry['method'])} {printable(entry['path'])} -> "
+            f"{entry['status']} {printable(entry['reason'])}  {entry['chunk_count']} chunk(s), "
+            f"{entry['bytes']} B"
         )
         if entry.get("chunks"):
             lines.append(f"    {'offset ms':>10}  {'bytes':>6}  preview")
@@ -139,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     document = describe(cassette, args.cassette, chunks=not args.no_chunks)
     if args.json:
-        print(json.dumps(document, indent=2, ensure_ascii=False))
+        print(_json_escape_unprintable(json.dumps(document, indent=2, ensure_ascii=False)))
     else:
         print(render(document))
     return 0
