@@ -248,11 +248,17 @@ async def _intake(request: web.Request) -> tuple[int, bytes]:
         # An istr key: the cheapest lookup a CIMultiDict has (a request pays for it).
         if hdrs.CONTENT_ENCODING in request.headers and state.strictness == "strict":
             raise _encoded_body(request)
-        body = await _read_body(request, state.request_timeout)
-    except InvalidRequestError as error:
+        # Inline rather than `await _read_body(...)`: one coroutine less per request (measured).
+        if request.content.is_eof():
+            body = await request.read()  # already complete (every short request): no timer
+        else:
+            async with asyncio.timeout(state.request_timeout):
+                body = await request.read()
+    except _BODY_ERRORS as error:
+        rejection = _body_rejection(request, error, state.request_timeout)
         index = journal.open_raw(request.method, request.raw_path, request.raw_headers, b"")
-        journal.judge(index, Verdict(False, error.status, error.code, str(error)))
-        raise
+        journal.judge(index, Verdict(False, rejection.status, rejection.code, str(rejection)))
+        raise rejection from None
     index = journal.open_raw(request.method, request.raw_path, request.raw_headers, body)
     try:
         _check_content_type(request)
@@ -262,30 +268,48 @@ async def _intake(request: web.Request) -> tuple[int, bytes]:
     return index, body
 
 
+#: What reading a request body can raise, each made a rejection by _body_rejection.
+_BODY_ERRORS = (
+    InvalidRequestError,
+    web.HTTPRequestEntityTooLarge,
+    web.RequestPayloadError,
+    TimeoutError,
+)
+
+
 async def _read_body(request: web.Request, seconds: float) -> bytes:
-    """The whole body, or InvalidRequestError: too large (413), unreadable (400), too slow (408)."""
+    """The whole body, or InvalidRequestError: too large (413), unreadable (400), too slow (408).
+
+    The control endpoint's read; the chat endpoints read inline in :func:`_intake`, the same way.
+    """
     try:
-        if request.content.is_eof():
-            # Already complete (every short request): no timer to arm and cancel.
-            return await request.read()
         async with asyncio.timeout(seconds):
             return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _too_large(request) from None
-    except web.RequestPayloadError as error:
-        # Raised by aiohttp's body parser: a content coding that does not decode (lenient mode
-        # lets aiohttp decompress), chunked framing broken after the head, a cut body.
-        cause = error.__cause__ or error
-        detail = " ".join(str(getattr(cause, "message", cause)).split())
-        raise InvalidRequestError(
-            f"request body could not be read: {detail}", code="bad_body_encoding"
-        ) from None
-    except TimeoutError:
-        raise InvalidRequestError(
+    except _BODY_ERRORS as error:
+        raise _body_rejection(request, error, seconds) from None
+
+
+def _body_rejection(
+    request: web.Request, error: BaseException, seconds: float
+) -> InvalidRequestError:
+    """The rejection for an error raised while the body was read (see _BODY_ERRORS)."""
+    if isinstance(error, InvalidRequestError):
+        return error
+    if isinstance(error, web.HTTPRequestEntityTooLarge):
+        return _too_large(request)
+    if isinstance(error, TimeoutError):
+        return InvalidRequestError(
             f"request body did not arrive within {seconds:g} s of its headers",
             status=408,
             code="request_timeout",
-        ) from None
+        )
+    # RequestPayloadError, from aiohttp's body parser: a content coding that does not decode
+    # (lenient mode lets aiohttp decompress), chunked framing broken after the head, a cut body.
+    cause = error.__cause__ or error
+    detail = " ".join(str(getattr(cause, "message", cause)).split())
+    return InvalidRequestError(
+        f"request body could not be read: {detail}", code="bad_body_encoding"
+    )
 
 
 def _encoded_body(request: web.Request) -> InvalidRequestError:

@@ -70,7 +70,7 @@ LEGACY_LINE_READ_SIZE = 512  # requests' iter_lines() reads iter_content(512)
 NUMBER_OPTIONS = ("frequency_penalty", "presence_penalty", "temperature", "top_p")
 _NUMBER_TYPES = frozenset({int, float})  # exact types: a bool is not a number here
 #: str(uuid.uuid4()), as the original made it: lowercase hex in the 8-4-4-4-12 layout.
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID_MATCH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 
 
 class GetGptCodec(UpstreamCodec):
@@ -201,7 +201,7 @@ def _option_problems(inner: dict[str, Any]) -> list[str]:
         and type(max_tokens) is int
         and max_tokens > 0
         and type(request_uuid) is str
-        and _UUID.fullmatch(request_uuid) is not None
+        and _UUID_MATCH(request_uuid) is not None
     ):
         return []  # what every request of the original passes; the details below cost more
     problems = [
@@ -211,7 +211,7 @@ def _option_problems(inner: dict[str, Any]) -> list[str]:
     ]
     if type(max_tokens) is not int or max_tokens < 1:
         problems.append(f"plaintext max_tokens is {max_tokens!r}, expected a positive integer")
-    if type(request_uuid) is not str or _UUID.fullmatch(request_uuid) is None:
+    if type(request_uuid) is not str or _UUID_MATCH(request_uuid) is None:
         problems.append(
             f"plaintext uuid is {request_uuid!r}, expected a UUID string such as "
             "'0e7c2b8a-3f4d-4e1a-9b6c-5d8e7f1a2b3c'"
