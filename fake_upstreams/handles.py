@@ -10,7 +10,8 @@ A :class:`FakeHandle` wraps one :class:`~fake_upstreams.server.FakeServer` that 
 
 Script fields may be given as plain data (exactly what a scenario file or the control endpoint
 takes) or as the typed objects (``ChunkPlan``, ``Framing``, ``Fault``, bytes); either way they go
-through :meth:`ResponseScript.from_dict`, so a typo fails with a ``ValueError`` naming the key.
+through :meth:`ResponseScript.from_dict`, so a typo fails with a ``ValueError`` naming the key
+(and :meth:`ResponseScript.check_sendable`: so does a script no fake could send).
 """
 
 from __future__ import annotations
@@ -142,10 +143,15 @@ class FakeHandle:
 def to_script(value: ScriptLike) -> ResponseScript:
     """A :class:`ResponseScript` from itself or from fields, plain or typed."""
     if isinstance(value, ResponseScript):
-        return value
-    if not isinstance(value, Mapping):
+        script = value
+    elif isinstance(value, Mapping):
+        script = ResponseScript.from_dict({key: _plain(item) for key, item in value.items()})
+    else:
         raise TypeError(f"a script is a ResponseScript or a mapping, got {type(value).__name__}")
-    return ResponseScript.from_dict({key: _plain(item) for key, item in value.items()})
+    # A script no fake could ever send fails here, in the test that wrote it, rather than as a
+    # 400 script_does_not_fit in whatever request comes next.
+    script.check_sendable()
+    return script
 
 
 def _plain(value: object) -> object:

@@ -145,6 +145,8 @@ def _plan(value: object, source: str, fake: str) -> FakePlan:
 
 def _script(value: object, where: str) -> ResponseScript:
     try:
-        return ResponseScript.from_dict(value)
+        # load(), as a fake's script endpoint does: a script no fake could send (a 204 with a
+        # body, a header with a line break) is refused when the file is read, not mid-test.
+        return ResponseScript.load(value)
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from None

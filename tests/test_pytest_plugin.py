@@ -230,6 +230,11 @@ def test_bad_script_fields_name_the_key(fake_getgpt: FakeHandle) -> None:
         fake_getgpt.script(txt="typo")
     with pytest.raises(TypeError, match="not both"):
         fake_getgpt.script(ResponseScript(), text="x")
+    # A script no fake could send fails in the test that wrote it, typed or plain.
+    with pytest.raises(ValueError, match="holds CR, LF or NUL"):
+        fake_getgpt.script(headers=[("X-A", "b\r\nX-Injected: 1")])
+    with pytest.raises(ValueError, match="status 304 has no body"):
+        fake_getgpt.queue(ResponseScript(status=304))
     with pytest.raises(ValueError, match="strictness must be one of strict, lenient"):
         fake_getgpt.strictness = "loose"  # type: ignore[assignment]
     assert check_strictness("lenient") == "lenient"

@@ -77,6 +77,10 @@ BAD = [
     ),
     ({"Aivvm": "text"}, "scenario S: fake Aivvm: script must be an object (a dict), got str"),
     ({"aivvm": {}, "AIVVM": {}}, "scenario S: fake Aivvm is given twice"),
+    (
+        {"Aivvm": {"queue": [{"status": 204}]}},
+        "scenario S: fake Aivvm: queue[0]: script status 204 has no body",
+    ),
 ]
 
 
