@@ -59,6 +59,13 @@ def listen_host(value: str) -> str:
     return value
 
 
+def cannot_load(path: str, error: OSError | RecursionError) -> str:
+    """Why a cassette could not be opened for serving, in one line (record and replay)."""
+    if isinstance(error, RecursionError):  # a body normaliser ran out of stack indexing it
+        return f"cannot index {path}: a recorded request body is nested too deeply"
+    return f"cannot read {path}: {error.strerror or error}"
+
+
 def cannot_listen(where: str, error: OSError, busy: str = _BUSY) -> str:
     """``cannot listen on WHERE: why``, with ``busy`` as the why of a port already in use."""
     if error.errno == errno.EADDRINUSE:

@@ -25,7 +25,7 @@ from cassettes.proxy import RecordingProxy
 from cassettes.recorder import RECORD_MODES, Event, Recorder, RecordMode
 from cassettes.scrub import ScrubPolicy
 from fake_upstreams.offline import is_loopback_host
-from tools._serving import cannot_listen, port_number, serve_until_signalled
+from tools._serving import cannot_listen, cannot_load, port_number, serve_until_signalled
 
 NAME = "record"
 HELP = "record a target's traffic into a cassette through a streaming proxy (Ctrl-C stops)"
@@ -193,11 +193,8 @@ def run(args: argparse.Namespace) -> int:
             listener=totals.show,
             on_write_problem=lambda problem: _say_write_problem(args.cassette, problem),
         )
-    except OSError as error:
-        _say(f"cannot read {args.cassette}: {error.strerror or error}")
-        return 1
-    except RecursionError:  # a body normaliser ran out of stack on a recorded request
-        _say(f"cannot index {args.cassette}: a recorded request body is nested too deeply")
+    except (OSError, RecursionError) as error:
+        _say(cannot_load(args.cassette, error))
         return 1
     totals.recorder = recorder
     proxy = RecordingProxy(

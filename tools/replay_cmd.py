@@ -15,7 +15,7 @@ import sys
 
 from cassettes.replay import ReplayEvent, ReplayServer
 from fake_upstreams.offline import is_loopback_host
-from tools._serving import cannot_listen, port_number, serve_until_signalled
+from tools._serving import cannot_listen, cannot_load, port_number, serve_until_signalled
 
 NAME = "replay"
 HELP = "serve a cassette on 127.0.0.1, chunk for chunk (Ctrl-C stops it)"
@@ -91,11 +91,8 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             on_event=None if args.quiet else _log,
         )
-    except OSError as error:
-        _say(f"cannot read {args.cassette}: {error.strerror or error}")
-        return 1
-    except RecursionError:  # a body normaliser ran out of stack on a recorded request
-        _say(f"cannot index {args.cassette}: a recorded request body is nested too deeply")
+    except (OSError, RecursionError) as error:
+        _say(cannot_load(args.cassette, error))
         return 1
     if not is_loopback_host(args.host):
         _say(f"warning: listening on {args.host}, beyond loopback")
