@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import queue
 import signal
 import subprocess
@@ -12,6 +14,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+async def start_cli(command: str, *args: str) -> asyncio.subprocess.Process:
+    """``python -m tools.cli COMMAND ARGS`` from the repository root, for asyncio tests.
+
+    Unbuffered, so each line a command prints arrives as it prints it.
+    """
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tools.cli",
+        command,
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 class CliProcess:

@@ -29,6 +29,7 @@ from fake_upstreams.registry import build_server
 from fake_upstreams.server import FakeServer
 from providers.errors import CassetteError
 from tests._rawclient import build_request, exchange
+from tests.cli_process import start_cli
 from tests.wire_literals import AIVVM_HI_BODY
 from tools.cli import build_parser, main
 
@@ -82,17 +83,7 @@ class Session:
 
 
 async def _start(args: Sequence[str]) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tools.cli",
-        "record",
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    return await start_cli("record", *args)
 
 
 @contextlib.asynccontextmanager

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -23,6 +21,7 @@ from fake_upstreams.script import ResponseScript
 from fake_upstreams.server import FakeServer
 from providers import Aivvm, CodeLinkAva
 from tests._rawclient import build_request, exchange
+from tests.cli_process import start_cli
 from tests.wire_literals import AIVVM_HI_BODY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,17 +49,7 @@ class Recording:
 @contextlib.asynccontextmanager
 async def recording(args: Sequence[str]) -> AsyncIterator[Recording]:
     """Start `tapedeck record ARGS`, wait for its ``record URL`` line; kill it if still running."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tools.cli",
-        "record",
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    process = await start_cli("record", *args)
     try:
         assert process.stdout is not None
         line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
