@@ -20,7 +20,6 @@ value inject headers; aiohttp refuses every one of them when it sends the respon
 
 from __future__ import annotations
 
-import re
 from itertools import chain
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -38,6 +37,7 @@ from cassettes.model import (
     RecordedResponse,
 )
 from providers.errors import CassetteFormatError
+from providers.wire.http_fields import forbidden_in_value, is_header_name
 
 _TOP_KEYS = ("version", "tapedeck", "interactions")
 _REQUEST_KEYS = frozenset({"method", "uri", "headers", "body"})
@@ -45,10 +45,6 @@ _RESPONSE_KEYS = ("status", "headers", "body", "chunks")
 _PROVENANCE_KEYS = ("target_url", "recorded_at", "tool_version", "source")
 #: RFC 9110 §15: "values outside the range 100..599 are invalid".
 STATUS_RANGE = range(100, 600)
-#: RFC 9110 §5.1: a field name is a token, one or more of these characters.
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: RFC 9110 §5.5: a field value holds no control character but horizontal tab.
-_FORBIDDEN_IN_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 #: Header names already found valid. Every interaction repeats the same few names, and a set
 #: lookup costs a fifth of a regex match; the cap keeps a stream of odd names from growing it.
 _VALID_NAMES: set[str] = set()
@@ -179,20 +175,20 @@ def _headers(raw: Any, where: str, side: str) -> Headers:
                     _fail(where, f"{side}.headers[{name!r}] holds a {type(value).__name__}")
     if not _VALID_NAMES.issuperset(raw):
         for name in raw:
-            if _HEADER_NAME.fullmatch(name) is None:
+            if not is_header_name(name):
                 _fail(where, f"{side}.headers[{name!r}] is not a valid HTTP header name")
             if len(_VALID_NAMES) < _VALID_NAMES_CAP:
                 _VALID_NAMES.add(name)
     # isprintable() is a quick "nothing to forbid" for almost every header; a tab or some
     # non-ASCII text makes it false, and the exact search then allows them.
-    if not everything.isprintable() and _FORBIDDEN_IN_VALUE.search(everything):
+    if not everything.isprintable() and forbidden_in_value(everything):
         for name, values in raw.items():
             for value in values:
-                found = _FORBIDDEN_IN_VALUE.search(value)
+                found = forbidden_in_value(value)
                 if found:
                     _fail(
                         where,
-                        f"{side}.headers[{name!r}] holds {found[0]!r}, which HTTP forbids in a "
+                        f"{side}.headers[{name!r}] holds {found!r}, which HTTP forbids in a "
                         f"header value",
                     )
     return raw

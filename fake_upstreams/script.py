@@ -32,6 +32,7 @@ from fake_upstreams.chunking import ChunkPlan
 from fake_upstreams.faults import MAX_FAULT_SECONDS, Fault
 from fake_upstreams.specdict import SpecReader
 from providers.wire.common import ChatRequest, DoneMode, Framing
+from providers.wire.http_fields import forbidden_in_value, is_header_name
 
 HttpErrorKind = Literal["server-error", "cloudflare", "rate-limit"]
 HTTP_ERROR_KINDS: tuple[HttpErrorKind, ...] = get_args(HttpErrorKind)
@@ -40,10 +41,6 @@ _DEFAULT_FRAMING = Framing()
 #: Statuses whose replies have no body (RFC 9110): a body sent after one is read by the client as
 #: the start of the next response. (1xx are below the 200 the constructor allows.)
 BODILESS_STATUSES = frozenset({204, 304})
-#: The characters of an HTTP token (RFC 9110), which is what a header name is.
-_TOKEN_CHARS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-)
 #: Headers a fake writes from the reply's framing (chunked, or the length of an error page).
 FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding"})
 #: Encodings a reply's text may use (codec names as ``codecs.lookup`` gives them, so aliases
@@ -287,7 +284,7 @@ def check_text_encoding(encoding: str) -> None:
 
 
 def _check_header(name: str, value: str, where: str) -> None:
-    if not name or not _TOKEN_CHARS.issuperset(name):
+    if not is_header_name(name):
         raise UnsendableScript(
             f"script key 'headers': {name!r} is not a header name (an HTTP token: letters, "
             "digits and !#$%&'*+-.^_`|~)",
@@ -299,10 +296,13 @@ def _check_header(name: str, value: str, where: str) -> None:
             "(chunked, or the length of an error page); a scripted one would contradict it",
             where,
         )
-    if "\r" in value or "\n" in value or "\0" in value:
+    forbidden = forbidden_in_value(value)
+    if forbidden is not None:
+        # CR or LF would end the header early or inject another; aiohttp refuses to send any
+        # of these characters, which would cut the connection mid-reply.
         raise UnsendableScript(
-            f"script key 'headers': the value of {name} holds CR, LF or NUL, which would end "
-            f"the header early or inject another: {value!r}",
+            f"script key 'headers': the value of {name} holds {forbidden!r}, a control "
+            f"character HTTP forbids in a header value: {value!r}",
             where,
         )
     if not value.isascii():
