@@ -4,8 +4,8 @@ A chat request goes through, in order: method (405) → content encoding (415 in
 originals never compressed) → body: size (413), unreadable (400, e.g. broken gzip in lenient
 mode), too slow to arrive (408) → content type (415) → ``X-Tapedeck-Script`` header (400) →
 ``codec.parse_request`` (its own 4xx) → the response script (400 ``script_does_not_fit`` when it
-cannot make a reply of this request) → :func:`~fake_upstreams.faults.send_reply` (505 for an HTTP
-version other than 1.0 and 1.1, found where the reply's framing is chosen). Every rejection is JSON
+cannot make a reply of this request) → :func:`~fake_upstreams.faults.send_reply`; before all of
+them, 505 for an HTTP version other than 1.0 and 1.1. Every rejection is JSON
 ``{"error": {"code": ..., "message": ...}}`` with a 4xx (505 the one exception); the only other
 5xx is ``fake_handler_error``, which means the harness itself is broken (the exception is kept
 in the journal for the test).
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import hdrs, web
-from aiohttp.http import HttpProcessingError
+from aiohttp.http import HttpProcessingError, HttpVersion10, HttpVersion11
 from multidict import CIMultiDict
 
 from fake_upstreams.faults import client_gone, send_reply
@@ -245,6 +245,11 @@ async def _intake(request: web.Request) -> tuple[int, bytes]:
     state = request.app[STATE_KEY]
     journal = state.journal
     try:
+        if request.version not in _SPOKEN_VERSIONS:
+            # aiohttp's parser lets "HTTP/2.0" and "HTTP/0.9" request lines through. Refused
+            # first, before a queued script is used up or a delay slept for a reply that
+            # could not be framed (chunked framing is HTTP/1.1's alone).
+            raise _version_not_supported(request)
         # An istr key: the cheapest lookup a CIMultiDict has (a request pays for it).
         if hdrs.CONTENT_ENCODING in request.headers and state.strictness == "strict":
             raise _encoded_body(request)
@@ -266,6 +271,19 @@ async def _intake(request: web.Request) -> tuple[int, bytes]:
         journal.judge(index, Verdict(False, error.status, error.code, str(error)))
         raise
     return index, body
+
+
+#: The HTTP versions the fakes answer: 1.1, and 1.0 (a reply then ends by closing).
+_SPOKEN_VERSIONS = (HttpVersion11, HttpVersion10)
+
+
+def _version_not_supported(request: web.BaseRequest) -> InvalidRequestError:
+    major, minor = request.version
+    return InvalidRequestError(
+        f"HTTP/{major}.{minor} is not supported: the fake speaks HTTP/1.1 (and HTTP/1.0)",
+        status=505,
+        code="http_version_not_supported",
+    )
 
 
 #: What reading a request body can raise, each made a rejection by _body_rejection.

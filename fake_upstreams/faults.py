@@ -49,11 +49,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from aiohttp import web
-from aiohttp.http import HttpVersion10, HttpVersion11
+from aiohttp.http import HttpVersion11
 
 from fake_upstreams.coalesced import HeadersWithFirstChunk
 from fake_upstreams.specdict import SpecReader
-from providers.errors import InvalidRequestError
 
 if TYPE_CHECKING:
     from fake_upstreams.reply import PlannedReply
@@ -176,23 +175,10 @@ async def _prepare(
         response.content_length = sum(len(chunk) for chunk in reply.chunks)
     elif request.version == HttpVersion11:
         response.enable_chunked_encoding()
-    elif request.version != HttpVersion10:
-        # aiohttp's parser lets "HTTP/2.0" and "HTTP/0.9" request lines through, but chunked
-        # framing is HTTP/1.1's alone. Checked here, where every streamed reply reads the
-        # version anyway, rather than on every request before it is parsed.
-        raise _version_not_supported(request)
-    # else: HTTP/1.0 has no chunked encoding; aiohttp then ends the body by closing.
+    # else: HTTP/1.0 has no chunked encoding; aiohttp then ends the body by closing. (Other
+    # versions never get here: the app answers them 505 before it reads anything else.)
     await response.prepare(request)
     return response
-
-
-def _version_not_supported(request: web.BaseRequest) -> InvalidRequestError:
-    major, minor = request.version
-    return InvalidRequestError(
-        f"HTTP/{major}.{minor} is not supported: the fake speaks HTTP/1.1 (and HTTP/1.0)",
-        status=505,
-        code="http_version_not_supported",
-    )
 
 
 async def _write_chunks(

@@ -281,6 +281,24 @@ async def test_an_http_version_without_chunked_framing_gets_505(
     assert last_verdict(server).code == "http_version_not_supported"
 
 
+async def test_a_505_uses_up_no_script_and_sleeps_no_delay(fleet: FakeFleet) -> None:
+    server = fleet["CodeLinkAva"]
+    server.state.scripts.load({"queue": [{"text": "one", "first_byte_delay": 2}, {"text": "two"}]})
+    started = time.monotonic()
+    refused = await post(server, "CodeLinkAva", codelink_body(), version="2.0")
+    assert refused.raw.split(b" ")[1] == b"505"
+    assert time.monotonic() - started < 1.5  # the queued script's delay was not slept
+    # An error page is framed by Content-Length, which HTTP/2.0 has no more than chunks.
+    server.state.scripts.load({"http_error": "server-error"})
+    assert (await post(server, "CodeLinkAva", codelink_body(), version="2.0")).raw.split(b" ")[
+        1
+    ] == b"505"
+    server.state.scripts.load({"queue": [{"text": "one"}, {"text": "two"}]})
+    await post(server, "CodeLinkAva", codelink_body(), version="2.0")
+    served = await post(server, "CodeLinkAva", codelink_body())
+    assert b"one" in served.body  # the 505 did not take it from the queue
+
+
 async def test_http_1_0_is_still_served(fleet: FakeFleet) -> None:
     reply = await post(fleet["CodeLinkAva"], "CodeLinkAva", codelink_body(), version="1.0")
     assert reply.status == 200
@@ -620,7 +638,7 @@ async def test_getgpt_plaintext_must_be_utf8_json_without_a_bom(
 OPTION_CHANGES = [
     ({"temperature": "hot"}, "temperature is 'hot'"),
     ({"top_p": True}, "top_p is True"),
-    ({"frequency_penalty": None}, "frequency_penalty is None"),
+    ({"frequency_penalty": "0"}, "frequency_penalty is '0'"),
     ({"max_tokens": [1]}, "max_tokens is [1]"),
     ({"max_tokens": -1}, "max_tokens is -1"),
     ({"max_tokens": 0}, "max_tokens is 0"),
@@ -647,6 +665,12 @@ async def test_strict_getgpt_takes_float_options(fleet: FakeFleet) -> None:
     assert (await post(fleet["GetGpt"], "GetGpt", body)).status == 201
 
 
+async def test_strict_getgpt_takes_null_options(fleet: FakeFleet) -> None:
+    """A caller's temperature=None went out as null with the original, meaning the default."""
+    body = sealed(plaintext(temperature=None, max_tokens=None, frequency_penalty=None))
+    assert (await post(fleet["GetGpt"], "GetGpt", body)).status == 201
+
+
 async def test_strict_getgpt_refuses_fields_beside_the_signature(fleet: FakeFleet) -> None:
     server = fleet["GetGpt"]
     body = sealed(plaintext(), extra=1)
@@ -668,6 +692,14 @@ async def test_strict_refuses_a_role_the_originals_never_sent(
     assert "'wizard'" in message
     server.state.strictness = "lenient"
     assert (await post(server, provider, body)).status == fs.SUCCESS_STATUS[provider]
+
+
+@pytest.mark.parametrize("provider", ["Aivvm", "GetGpt", "CodeLinkAva"])
+async def test_strict_takes_every_chat_role_of_the_time(fleet: FakeFleet, provider: str) -> None:
+    """The originals passed a caller's messages through: any role OpenAI's API took in 2023."""
+    roles = ("system", "user", "assistant", "function")
+    body = body_for(provider, [*HI, *({"role": role, "content": "x"} for role in roles)])
+    assert (await post(fleet[provider], provider, body)).status == fs.SUCCESS_STATUS[provider]
 
 
 @pytest.mark.parametrize("provider", ["Aivvm", "AI365VIP"])

@@ -202,8 +202,9 @@ def _retry_after(headers: Mapping[str, str]) -> float | None:
 #: ~1000 levels where Python runs out of recursion: json.loads fails there, and the journal's
 #: encoder, running deeper in a handler's stack, failed on bodies the parser had still accepted.
 MAX_JSON_DEPTH = 64
-#: The roles the original clients sent (OpenAI's chat roles of 2023); strict fakes allow no other.
-ORIGINAL_ROLES = frozenset({"system", "user", "assistant"})
+#: The chat roles of OpenAI's API in 2023, which these services forwarded to: the originals passed
+#: a caller's messages through unchanged, so any of them may reach a strict fake, nothing else.
+ORIGINAL_ROLES = frozenset({"system", "user", "assistant", "function"})
 _MESSAGE_KEYS = ("role", "content")
 
 

@@ -68,7 +68,9 @@ BROWSER_HEADERS: tuple[tuple[str, str], ...] = (
 LEGACY_LINE_READ_SIZE = 512  # requests' iter_lines() reads iter_content(512)
 #: Plaintext options the original sent as numbers (the caller's, or the defaults above).
 NUMBER_OPTIONS = ("frequency_penalty", "presence_penalty", "temperature", "top_p")
-_NUMBER_TYPES = frozenset({int, float})  # exact types: a bool is not a number here
+#: Exact types: a bool is not a number here. None too: the original passed a caller's
+#: ``temperature=None`` through as null, which OpenAI's API read as "the default".
+_NUMBER_TYPES = frozenset({int, float, type(None)})
 #: str(uuid.uuid4()), as the original made it: lowercase hex in the 8-4-4-4-12 layout.
 _UUID_MATCH = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").fullmatch
 
@@ -198,19 +200,20 @@ def _option_problems(inner: dict[str, Any]) -> list[str]:
         and type(inner["presence_penalty"]) in numbers
         and type(inner["temperature"]) in numbers
         and type(inner["top_p"]) in numbers
-        and type(max_tokens) is int
-        and max_tokens > 0
+        and (max_tokens is None or (type(max_tokens) is int and max_tokens > 0))
         and type(request_uuid) is str
         and _UUID_MATCH(request_uuid) is not None
     ):
         return []  # what every request of the original passes; the details below cost more
     problems = [
-        f"plaintext {key} is {inner[key]!r}, expected a number"
+        f"plaintext {key} is {inner[key]!r}, expected a number or null"
         for key in NUMBER_OPTIONS
         if type(inner[key]) not in numbers
     ]
-    if type(max_tokens) is not int or max_tokens < 1:
-        problems.append(f"plaintext max_tokens is {max_tokens!r}, expected a positive integer")
+    if max_tokens is not None and (type(max_tokens) is not int or max_tokens < 1):
+        problems.append(
+            f"plaintext max_tokens is {max_tokens!r}, expected a positive integer or null"
+        )
     if type(request_uuid) is not str or _UUID_MATCH(request_uuid) is None:
         problems.append(
             f"plaintext uuid is {request_uuid!r}, expected a UUID string such as "
