@@ -60,10 +60,10 @@ Strictness = Literal["strict", "lenient"]
 CONTROL_PREFIX = "/__tapedeck__"
 SCRIPT_HEADER = "X-Tapedeck-Script"
 DEFAULT_MAX_BODY = 1024 * 1024
-#: Seconds an idle connection stays open. Short for a server (aiohttp's default is an hour), but
-#: these are test fakes on loopback: clients that keep connections (requests, aiohttp) find a
-#: closed one before reusing it and reconnect, and aiohttp's client drops its own after 15 s.
-DEFAULT_IDLE_TIMEOUT = 15.0
+#: Seconds an idle connection stays open: long enough to bound forgotten sockets (aiohttp's own
+#: default is an hour), and twice aiohttp's client keep-alive (15 s), so a client reusing a
+#: connection near its own limit never races the server closing it.
+DEFAULT_IDLE_TIMEOUT = 30.0
 #: Seconds a request body may take to arrive once its head is in: on loopback a 1 MiB body
 #: takes milliseconds, so this only ends a client that stopped sending halfway.
 DEFAULT_REQUEST_TIMEOUT = 30.0

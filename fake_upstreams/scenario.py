@@ -80,8 +80,9 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ValueError(f"scenario {path}: nested too deeply to be a scenario") from None
     except yaml.YAMLError as error:
         raise ValueError(f"scenario {path}: not valid YAML{_yaml_problem(error)}") from None
-    except ValueError as error:  # json.JSONDecodeError: one line, with line and column
-        raise ValueError(f"scenario {path}: not valid JSON: {error}") from None
+    except ValueError as error:  # JSONDecodeError (with line and column), or a YAML value
+        language = "JSON" if is_json else "YAML"  # such as the date 2024-13-45
+        raise ValueError(f"scenario {path}: not valid {language}: {error}") from None
     return parse_scenario(data, source=str(path))
 
 

@@ -14,7 +14,7 @@ shutdown gives in-flight replies at most ``shutdown_timeout`` seconds. The runni
 Connections do not live forever: the app carries its own aiohttp handler options (set by
 :func:`~fake_upstreams.app.make_app` from :class:`~fake_upstreams.app.FakeState`), so every way
 of serving it gets them. An idle keep-alive connection, or one whose request head never
-completes, is closed after ``idle_timeout`` (15 s; aiohttp's ``keepalive_timeout``, whose own
+completes, is closed after ``idle_timeout`` (30 s; aiohttp's ``keepalive_timeout``, whose own
 default is an hour); a body still arriving ``request_timeout`` (30 s) after its head gets 408 and
 its connection closed (aiohttp has no option for that: the fake times its own read).
 """

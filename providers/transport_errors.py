@@ -158,10 +158,9 @@ def translate(exc: BaseException, *, provider: str, url: str, phase: Phase) -> T
         return exc
     target = _hidden_cause(exc) or target_for(type(exc), phase) or TransportError
     detail = str(exc) or type(exc).__name__
-    if isinstance(exc, aiohttp.ClientResponseError) and not isinstance(
-        exc, aiohttp.ContentTypeError
-    ):
-        # Its str() leads with a 400 that aiohttp's parser made up; the server never sent it.
+    if type(exc) is aiohttp.ClientResponseError:
+        # The class itself (not a proxy's refusal or a redirect loop, its subclasses) comes from
+        # aiohttp's reply parser, and its str() leads with a 400 the server never sent.
         detail = f"the reply could not be parsed as HTTP: {exc.message}"
     if target is ConnectError:
         hint = "is the fake or replay server running, and is base_url right?"

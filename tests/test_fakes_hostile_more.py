@@ -611,7 +611,7 @@ async def test_a_body_that_stops_arriving_gets_408_and_the_connection_closes(
 
 def test_the_default_timeouts_are_finite_and_short() -> None:
     state = FakeState()
-    assert (state.idle_timeout, state.request_timeout) == (15.0, 30.0)
+    assert (state.idle_timeout, state.request_timeout) == (30.0, 30.0)
     with pytest.raises(ValueError, match="idle_timeout must be a positive number"):
         FakeState(idle_timeout=0)
 

@@ -669,3 +669,10 @@ def test_round_trip_through_proxy_cassette_and_replay_keeps_every_chunk(
         assert offset >= slept * 1000 - 1.0
     assert replayed.complete
     assert replayed.chunks == list(pieces)
+
+
+def test_make_library_regenerates_over_broken_cassettes(tmp_path: Path) -> None:
+    (tmp_path / "aivvm.yaml").write_text("version: [unclosed\n", encoding="utf-8")
+    written = make_library(tmp_path)  # the broken file's date is lost, not the run
+    assert tmp_path / "aivvm.yaml" in written
+    assert len(yamlio.load(tmp_path / "aivvm.yaml")) >= 1

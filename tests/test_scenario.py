@@ -96,6 +96,7 @@ def test_mistakes_name_the_file_the_fake_and_the_key(data: object, message: str)
         ("bad.yaml", "GetGpt: [unclosed", "not valid YAML"),
         ("bad.json", "{'single': 'quotes'}", "not valid JSON"),
         ("tagged.yaml", "GetGpt: !!python/object:os.system {}", "not valid YAML"),
+        ("date.yaml", "GetGpt: {text: 2024-13-45}", "not valid YAML: month must be in 1..12"),
         ("latin1.yaml", None, "cannot read it"),
     ],
 )

@@ -112,3 +112,16 @@ def test_a_reply_aiohttp_could_not_parse_does_not_read_like_an_http_400() -> Non
     assert isinstance(mapped, StreamResetError)
     assert "the reply could not be parsed as HTTP: Bad status line 'nonsense'" in str(mapped)
     assert "400" not in str(mapped)
+
+
+def test_a_proxy_refusal_keeps_its_own_words() -> None:
+    refusal = aiohttp.ClientHttpProxyError(
+        RequestInfo(URL("http://127.0.0.1:1/"), "POST", CIMultiDictProxy(CIMultiDict()), URL()),
+        (),
+        status=407,
+        message="Proxy Authentication Required",
+    )
+    mapped = translate(refusal, provider="AI365VIP", url="http://127.0.0.1:1/", phase="connect")
+    assert isinstance(mapped, errors.ConnectError)
+    assert "could not be parsed" not in str(mapped)
+    assert "Proxy Authentication Required" in str(mapped)

@@ -242,7 +242,10 @@ def _existing_date(directory: Path) -> str | None:
     """The recording date of the first library cassette already in ``directory``, if any."""
     for entry in LIBRARY:
         path = directory / entry.file
-        provenance = yamlio.load(path).provenance if path.is_file() else None
+        try:
+            provenance = yamlio.load(path).provenance if path.is_file() else None
+        except (OSError, CassetteError):
+            continue  # a broken cassette is what regenerating is for; its date is lost
         if provenance is not None:
             return provenance.recorded_at
     return None
