@@ -237,7 +237,7 @@ class Recorder:
         Shielded: a request cancelled while its cassette is being written still gets it written.
         """
         if self._closed:
-            self._write_latest()  # the writer thread is gone; nothing else can be writing
+            self._write_late()  # the writer thread is gone; nothing else of ours is writing
             return
         future = self._writer.submit(self._write_latest)
         await asyncio.shield(asyncio.wrap_future(future))
@@ -246,16 +246,32 @@ class Recorder:
         """Queue a write of the cassette without waiting for it (:meth:`close` waits); once
         closed, write at once."""
         if self._closed:
-            self._write_latest()
+            self._write_late()
         else:
             self._writer.submit(self._write_latest)
 
     def persist_now(self) -> None:
         """:meth:`persist` from synchronous code (waits for the write)."""
         if self._closed:
-            self._write_latest()
+            self._write_late()
         else:
             self._writer.submit(self._write_latest).result()
+
+    def _write_late(self) -> None:
+        """A write after :meth:`close` (a relay that outlived the proxy's stop).
+
+        The session's lock is gone by then, and another session may hold it: the write takes it
+        again for itself, or is reported as a write problem instead of clobbering that session.
+        """
+        try:
+            lock = _SessionLock.acquire(Path(os.path.realpath(self.path)), self.path)
+        except CassetteError as error:
+            self._set_write_problem(f"{error} (an interaction came after this session ended)")
+            return
+        try:
+            self._write_latest()
+        finally:
+            lock.release()
 
     def _write_latest(self) -> None:
         # Runs in the single writer thread. Queued writes coalesce: a write that finds its

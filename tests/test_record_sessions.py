@@ -299,6 +299,23 @@ def test_replay_only_sessions_take_no_lock(tmp_path: Path) -> None:
         asyncio.run(recording.close())
 
 
+def test_a_write_after_close_never_clobbers_the_next_session(tmp_path: Path) -> None:
+    path = tmp_path / "shared.yaml"
+    first = _recorder(path, "new_episodes")
+    first.add(_interaction("one"))
+    asyncio.run(first.close())
+    second = _recorder(path, "new_episodes")  # takes the lock the first one released
+    first.add(_interaction("late"))  # a relay of the first session that outlived its stop
+    first.persist_now()
+    assert first.write_problem is not None
+    assert "after this session ended" in first.write_problem
+    assert [i.request.uri for i in yamlio.load(path).interactions] == ["http://127.0.0.1:9/one"]
+    asyncio.run(second.close())
+    first.persist_now()  # nobody holds the lock now: the late interaction is written after all
+    assert first.write_problem is None
+    assert len(yamlio.load(path)) == 2
+
+
 def test_record_help_documents_the_lock() -> None:
     text = " ".join(_subcommand_help("record").split())
     assert "lock" in text
