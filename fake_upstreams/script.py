@@ -9,12 +9,16 @@ body (``from_dict``), or sent per request in the ``X-Tapedeck-Script`` header. A
 the wire is refused by :meth:`ResponseScript.check_sendable`, which the fakes apply when they
 take a script from outside (:meth:`ResponseScript.load`: the header, ``POST
 /__tapedeck__/script``) and again, for scripts set any other way, when they plan a reply: a
-status that has no body (1xx, 204, 304), a header name that is no HTTP token or a value with CR,
-LF or NUL (header injection), a header the framing owns (Content-Length, Transfer-Encoding),
-text the reply's encoding cannot encode, an encoding no web server sends text in.
+status that has no body (1xx, 204, 304), a header name that is no HTTP token or a value with a
+control character (CR or LF would inject a header), a header the framing owns (Content-Length,
+Transfer-Encoding), text the reply's encoding cannot encode, an encoding no web server sends
+text in.
 
     >>> script = ResponseScript.from_dict({"text": "héllo", "chunking": "utf8"})
     >>> ResponseScript.from_dict(script.to_dict()) == script
+    True
+    >>> odd = ResponseScript(framing=Framing(text_encoding="cp437"))  # not sendable, still data
+    >>> ResponseScript.from_dict(odd.to_dict()) == odd
     True
 """
 
@@ -150,7 +154,7 @@ class ResponseScript:
             _check_header(name, value, f"headers[{index}]")
         encoding = self.framing.text_encoding
         if self.framing is not _DEFAULT_FRAMING:
-            check_text_encoding(encoding)
+            _check_text_encoding(encoding)
         texts = self.pieces if self.text is None else (self.text,)
         for index, text in enumerate(texts or ()):
             if not text.isascii():  # every encoding allowed encodes ASCII
@@ -262,11 +266,19 @@ def framing_from_dict(data: object) -> Framing:
             options[name] = reader.flag(name, default)
         else:
             options[name] = reader.text(name, default)
-    check_text_encoding(options["text_encoding"])
+    encoding = options["text_encoding"]
+    try:
+        codecs.lookup(encoding)
+    except LookupError:  # a typo: no script could ever use it
+        raise UnsendableScript(
+            f"framing key 'text_encoding' names no codec: {encoding!r}", "framing.text_encoding"
+        ) from None
+    # Whether servers send text in it is ResponseScript.check_sendable's question: any real
+    # codec round-trips as data.
     return Framing(**options)
 
 
-def check_text_encoding(encoding: str) -> None:
+def _check_text_encoding(encoding: str) -> None:
     """Raise :class:`UnsendableScript` unless ``encoding`` is one of :data:`TEXT_ENCODINGS`."""
     try:
         "".encode(encoding)
