@@ -125,9 +125,9 @@ def _request(raw: Any, where: str) -> RecordedRequest:
         _fail(where, "request method and uri must be strings")
     try:
         # urlsplit checks IPv6 brackets; the port is checked only when read, and needs a colon.
-        netloc = urlsplit(uri).netloc
-        if ":" in netloc:
-            urlsplit(uri).port  # noqa: B018
+        parts = urlsplit(uri)
+        if ":" in parts.netloc:
+            parts.port  # noqa: B018
     except ValueError:
         _fail(where, "request uri is not a valid URL")
     headers = _headers(raw["headers"], where, "request")
