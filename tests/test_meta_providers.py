@@ -20,6 +20,8 @@ from fake_upstreams.registry import FAKES
 from providers import PROVIDERS, Provider
 from providers.wire.common import UpstreamCodec
 from tests import fakes_support as fs
+from tests import test_fakes_adapters as fakes_adapters
+from tests import test_fakes_hostile as fakes_hostile
 from tests.wire_literals import ORIGINAL_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +92,11 @@ HAND_WRITTEN: dict[str, tuple[str, ...] | dict[str, object]] = {
     "tests/fakes_support.py SUCCESS_STATUS": dict(fs.SUCCESS_STATUS),
     "tests/fakes_support.py REAL_HOST": dict(fs.REAL_HOST),
     "tests/wire_literals.py ORIGINAL_HEADERS": dict(ORIGINAL_HEADERS),
+    # GetGpt's body is encrypted afresh per call: that module checks its plaintext instead.
+    "tests/test_fakes_adapters.py BODIES": (*fakes_adapters.BODIES, "GetGpt"),
+    "tests/test_fakes_adapters.py ECHO": dict(fakes_adapters.ECHO),
+    "tests/test_fakes_adapters.py LEGACY_ECHO": dict(fakes_adapters.LEGACY_ECHO),
+    "tests/test_fakes_hostile.py VALID_BODIES": dict(fakes_hostile.VALID_BODIES),
 }
 
 

@@ -54,7 +54,7 @@ def test_fixtures_work_in_a_fresh_test_file(user_tests: pytest.Pytester) -> None
         """
 def test_all_four(fake_aivvm, fake_ai365vip, fake_getgpt, fake_codelinkava, fake_upstreams):
     handles = [fake_aivvm, fake_ai365vip, fake_getgpt, fake_codelinkava]
-    assert [fake_upstreams[name] for name in fake_upstreams] == handles
+    assert [fake_upstreams[name] for name in fake_upstreams][:4] == handles
     assert len({handle.url for handle in handles}) == 4
     assert all(handle.url.startswith("http://127.0.0.1:") for handle in handles)
 

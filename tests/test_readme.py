@@ -41,7 +41,7 @@ def test_the_tour_snippet_reaches_all_four_fakes(capsys: pytest.CaptureFixture[s
         for block in re.findall(r"```python\n(.*?)```", README, re.S)
         if "asyncio.run(main())" in block
     ]
-    with build_fleet() as fleet:
+    with build_fleet(("Aivvm", "AI365VIP", "GetGpt", "CodeLinkAva")) as fleet:
         for name, port in (
             ("Aivvm", 8101),
             ("AI365VIP", 8102),
