@@ -53,6 +53,7 @@ from providers.wire.common import (
     UpstreamCodec,
     header_differences,
     parse_json_object,
+    reject_unless_original,
 )
 from providers.wire.signature import signature_failure_reason
 
@@ -363,12 +364,8 @@ def json_endpoint(path: str, reply: Callable[[], bytes]) -> web.RouteDef:
                 received = ReceivedRequest(
                     request.method, request.path, _codec_headers(request), body
                 )
-                problems = header_differences(received, request.app[CODEC_KEY].browser_headers)
-                if problems:
-                    raise InvalidRequestError(
-                        "request differs from the original client: " + "; ".join(problems),
-                        code="not_like_original",
-                    )
+                browser_headers = request.app[CODEC_KEY].browser_headers
+                reject_unless_original(header_differences(received, browser_headers))
         except InvalidRequestError as error:
             return await _rejected(request, index, error)
         except Exception as error:

@@ -19,6 +19,7 @@ from providers.wire.common import (
     dumps_like_python,
     header_differences,
     limit_nesting_except,
+    reject_unless_original,
 )
 from providers.wire.lines import AiohttpLineSplitter
 
@@ -103,7 +104,7 @@ class AI365VIPCodec(UpstreamCodec):
             if len(messages) != 1 or messages[0]["role"] != "user":
                 problems.append("messages must be one user message (the flattened conversation)")
             problems += chatbot_ui.key_order_problems(data)
-            chatbot_ui.reject_unless_original(problems)
+            reject_unless_original(problems)
         else:
             limit_nesting_except(model, ("id",), "model", 2)  # unchecked beside the id
         return chatbot_ui.chat_request(data, model, messages)

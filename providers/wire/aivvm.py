@@ -18,6 +18,7 @@ from providers.wire.common import (
     dumps_like_python,
     header_differences,
     limit_nesting_except,
+    reject_unless_original,
 )
 from providers.wire.text import Utf8StreamDecoder, legacy_aivvm_decode_piece
 
@@ -101,7 +102,7 @@ class AivvmCodec(UpstreamCodec):
             if len(model) != 2:
                 problems.append(f"model fields are {list(model)}, expected ['id', 'name']")
             problems += chatbot_ui.key_order_problems(data)
-            chatbot_ui.reject_unless_original(problems)
+            reject_unless_original(problems)
         else:
             limit_nesting_except(model, ("id",), "model", 2)  # unchecked beside the id
         return chatbot_ui.chat_request(data, model, messages)

@@ -72,15 +72,6 @@ def key_order_problems(data: dict[str, Any]) -> list[str]:
     return [f"body keys are {list(data)}, expected {list(BODY_KEYS)}"]
 
 
-def reject_unless_original(problems: list[str]) -> None:
-    """Raise one error naming every difference from the original client, if there are any."""
-    if problems:
-        raise InvalidRequestError(
-            "request differs from the original client: " + "; ".join(problems),
-            code="not_like_original",
-        )
-
-
 def chat_request(
     data: dict[str, Any], model: dict[str, Any], messages: tuple[dict[str, str], ...]
 ) -> ChatRequest:

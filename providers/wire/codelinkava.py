@@ -25,6 +25,7 @@ from providers.wire.common import (
     is_number,
     limit_nesting_except,
     parse_json_object,
+    reject_unless_original,
     require_messages,
 )
 from providers.wire.lines import AiohttpLineSplitter
@@ -106,11 +107,7 @@ class CodeLinkAvaCodec(UpstreamCodec):
                 problems.append(
                     f"body keys are {list(data)}, expected messages, temperature, stream"
                 )
-            if problems:
-                raise InvalidRequestError(
-                    "request differs from the original client: " + "; ".join(problems),
-                    code="not_like_original",
-                )
+            reject_unless_original(problems)
         options = {key: value for key, value in data.items() if key != "messages"}
         return ChatRequest(model="", messages=messages, options=options)
 

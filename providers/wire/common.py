@@ -151,6 +151,18 @@ def header_differences(received: ReceivedRequest, expected: Sequence[tuple[str, 
     return problems
 
 
+def reject_unless_original(problems: Sequence[str]) -> None:
+    """Raise one ``not_like_original`` error naming every difference, if there are any.
+
+    The strict fakes' one answer to a request the original client could not have sent.
+    """
+    if problems:
+        raise InvalidRequestError(
+            "request differs from the original client: " + "; ".join(problems),
+            code="not_like_original",
+        )
+
+
 def _first_header_lookup(headers: Mapping[str, str]) -> Callable[[str], str | None]:
     """``name -> value`` of the first header with that name, compared as ``str.lower()`` does.
 

@@ -30,6 +30,7 @@ from providers.wire.common import (
     limit_nesting_except,
     loads_request_json,
     parse_json_object,
+    reject_unless_original,
     require_messages,
 )
 from providers.wire.lines import RequestsLineSplitter
@@ -170,11 +171,7 @@ class GetGptCodec(UpstreamCodec):
             if inner["model"] != MODEL or inner["stream"] is not True:
                 problems.append(f'plaintext must have "model": "{MODEL}" and "stream": true')
             problems += _option_problems(inner)
-            if problems:
-                raise InvalidRequestError(
-                    "request differs from the original client: " + "; ".join(problems),
-                    code="not_like_original",
-                )
+            reject_unless_original(problems)
         else:
             # Lenient: any option values, kept unchecked, so only their nesting is limited.
             limit_nesting_except(inner, ("messages",), "plaintext", 1)
