@@ -4,11 +4,13 @@ aiohttp facts this module relies on (checked against aiohttp 3.14's ``http_write
 ``web_response.py``):
 
 - ``StreamResponse.prepare`` sends the status line and headers at once (only ``Response`` buffers
-  them to coalesce with a small body). A reply without a fault uses
-  :class:`~fake_upstreams.coalesced.HeadersWithFirstChunk`, whose headers leave in the first
-  chunk's send, and ends with ``write_eof(last_chunk)``, which puts the terminating chunk in the
-  last chunk's send: n chunks, n sends. A fault keeps the headers in a send of their own, since
-  it may stop right after them.
+  them to coalesce with a small body). A chunked reply without a fault is framed here and sent
+  in bursts (:class:`~fake_upstreams.coalesced.SelfFramedChunks`): the head, every chunk up to
+  the next pause and, after the last chunk, the terminating chunk share a send, so a reply
+  without delays is one send (see :mod:`fake_upstreams.coalesced` for why that is the same reply
+  to every chunk-aware client). A reply aiohttp frames (Content-Length, HTTP/1.0) sends its head
+  with its first chunk. A fault keeps the headers in a send of their own, since it may stop
+  right after them, and then writes one chunk per send.
 - With chunked encoding, every ``StreamResponse.write(data)`` hands exactly one complete chunk
   (``<hex size>\\r\\n<data>\\r\\n``) to ``transport.write``; nothing is buffered or merged across
   calls, and it only waits (drain) when more than 64 KiB are queued behind a slow reader. The socket
@@ -51,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 
-from fake_upstreams.coalesced import HeadersWithFirstChunk
+from fake_upstreams.coalesced import BurstWriter, HeadersWithFirstChunk, SelfFramedChunks
 from fake_upstreams.specdict import SpecReader
 
 if TYPE_CHECKING:
@@ -169,6 +171,19 @@ async def _prepare(
     request: web.BaseRequest, reply: PlannedReply, *, with_first_chunk: bool = False
 ) -> web.StreamResponse:
     # StreamResponse copies the headers into its own CIMultiDict: no copy of ours needed.
+    if (
+        with_first_chunk
+        and reply.chunked
+        and request.version == HttpVersion11
+        and reply.chunks
+        and reply.chunks[0]
+    ):
+        # A body to frame (plans hold no empty chunks; a status that must not carry a body has
+        # none, check_sendable sees to that): the header goes where aiohttp would have put it.
+        response: web.StreamResponse = SelfFramedChunks(status=reply.status, headers=reply.headers)
+        response.headers["Transfer-Encoding"] = "chunked"
+        await response.prepare(request)
+        return response
     kind = HeadersWithFirstChunk if with_first_chunk else web.StreamResponse
     response = kind(status=reply.status, headers=reply.headers)
     if not reply.chunked:
@@ -192,26 +207,9 @@ async def _write_chunks(
     """One ``write`` per planned chunk, at most ``limit`` body bytes; False if the client left.
 
     With ``end`` the body is ended as well, and the last chunk leaves in the same send as the
-    terminating zero chunk (``write_eof(last)``): nothing may happen between them, and each send
-    on loopback costs a system call and a wake-up of the reader. The framing is unchanged.
+    terminating zero chunk (``write_eof(last)``): nothing may happen between them. The framing is
+    aiohttp's.
     """
-    if limit is None and not any(reply.delays):
-        # The common case (no pacing, no cut), kept to a bare loop: per-chunk bookkeeping was a
-        # measurable share of streaming many small SSE events. Same writes, same stop at an empty
-        # chunk; a vanished client still surfaces as ConnectionError from ``write``.
-        write = response.write
-        held = b""  # each chunk is written once the next one is known to exist
-        for chunk in reply.chunks:
-            if not chunk:
-                break
-            if held:
-                await write(held)
-            held = chunk
-        if end:
-            await response.write_eof(held)
-        elif held:
-            await write(held)
-        return True
     sent = 0
     last = len(reply.chunks) - 1
     for index, chunk in enumerate(reply.chunks):
@@ -228,6 +226,25 @@ async def _write_chunks(
         sent += len(piece)
     if end:
         await response.write_eof()
+    return True
+
+
+async def _send_bursts(
+    request: web.BaseRequest, response: SelfFramedChunks, reply: PlannedReply
+) -> bool:
+    """The whole body, framed here, a send per pause (or per 64 KiB); False if the client left."""
+    writer = BurstWriter(response)
+    delays = reply.delays
+    for index, chunk in enumerate(reply.chunks):
+        if not chunk:
+            break
+        if index and index < len(delays) and delays[index] > 0:
+            await writer.flush()
+            if not await pause(request, delays[index]):
+                return False
+        if writer.add(chunk):
+            await writer.flush()
+    await writer.end()
     return True
 
 
@@ -252,6 +269,10 @@ async def send_reply(
         # the second chunk on), so they can share a send; a fault may stop or stall right after
         # the headers, which must then already be out.
         response = await _prepare(request, reply, with_first_chunk=fault is None)
+        if isinstance(response, SelfFramedChunks):
+            if not await _send_bursts(request, response, reply):
+                return response, "client-disconnected"
+            return response, "completed"
         if fault is None:
             if not await _write_chunks(request, response, reply, end=True):
                 return response, "client-disconnected"

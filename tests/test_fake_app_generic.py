@@ -11,6 +11,7 @@ import base64
 import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any, NamedTuple
 import aiohttp
 import pytest
 import requests
+from aiohttp import web
 
 from fake_upstreams.app import FakeState, make_app
 from fake_upstreams.chunking import ChunkPlan, frame_boundaries
@@ -120,26 +122,84 @@ async def test_literal_boundaries_at_the_socket(fake: FakeServer) -> None:
     assert (await chat(fake)).chunks == [b"one", b"two", b"three"]
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.01], ids=["at-once", "paced"])
-async def test_a_reply_is_one_write_per_chunk_with_head_and_end_joined(
-    fake: FakeServer, monkeypatch: pytest.MonkeyPatch, delay: float
+async def test_a_reply_without_pauses_is_one_send(
+    fake: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Nothing may happen between the head and the first chunk, or between the last chunk and
-    # the terminating one, so each pair shares a send; every other boundary is its own write.
+    # Nothing may happen between the chunks, so head, chunks and terminating chunk leave
+    # together; the chunked framing still carries every boundary to the client.
     writes = record_writes(monkeypatch)
-    fake.state.scripts.push(ResponseScript(raw=(b"one", b"two", b"three"), chunk_delay=delay))
+    fake.state.scripts.push(ResponseScript(raw=(b"one", b"two", b"three")))
     reply = await chat(fake)
     assert reply.chunks == [b"one", b"two", b"three"]
     [sent] = writes.replies()
+    assert len(sent) == 1
     assert sent[0].startswith(b"HTTP/1.1 200 OK\r\n")
-    assert sent[0].endswith(b"\r\n\r\n3\r\none\r\n")
-    assert sent[1:] == [b"3\r\ntwo\r\n", b"5\r\nthree\r\n0\r\n\r\n"]
+    assert sent[0].endswith(b"\r\n\r\n3\r\none\r\n3\r\ntwo\r\n5\r\nthree\r\n0\r\n\r\n")
+    assert sent[0] == reply.raw
+
+
+async def test_a_paced_reply_sends_at_each_pause(
+    fake: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The head leaves with the first chunk, the end with the last, each pause splits a send.
+    writes = record_writes(monkeypatch)
+    fake.state.scripts.push(
+        ResponseScript(raw=(b"one", b"two", b"three", b"four"), chunk_delays=(0.0, 0.01, 0.0))
+    )
+    reply = await chat(fake)
+    assert reply.chunks == [b"one", b"two", b"three", b"four"]
+    [sent] = writes.replies()
+    assert sent[0].endswith(b"\r\n\r\n3\r\none\r\n3\r\ntwo\r\n")
+    assert sent[1:] == [b"5\r\nthree\r\n4\r\nfour\r\n0\r\n\r\n"]
     assert b"".join(sent) == reply.raw
-    fake.state.scripts.push(ResponseScript(raw=(b"alone",)))
-    await chat(fake)
-    alone = writes.replies()[1]
-    assert len(alone) == 1
-    assert alone[0].endswith(b"\r\n\r\n5\r\nalone\r\n0\r\n\r\n")
+
+
+async def test_a_long_reply_leaves_in_sends_of_about_64_kib(
+    fake: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Bursts stop at aiohttp's drain threshold, so a slow reader still holds the reply back.
+    writes = record_writes(monkeypatch)
+    pieces = tuple(bytes([65 + i % 26]) * 1000 for i in range(300))
+    fake.state.scripts.push(ResponseScript(raw=pieces))
+    reply = await chat(fake)
+    assert reply.chunks == list(pieces)
+    [sent] = writes.replies()
+    framed = len(b"3e8\r\n\r\n") + 1000
+    per_send = 66  # the first count of framed chunks to reach 64 KiB: 65 * 1007 < 65536
+    assert (per_send - 1) * framed < 64 * 1024 <= per_send * framed
+    assert len(sent) == 5  # 300 = 4 x 66 + 36
+    assert [len(data) for data in sent[1:-1]] == [per_send * framed] * 3
+    assert sent[-1].endswith(b"0\r\n\r\n")
+    assert len(sent[-1]) == 36 * framed + 5
+    assert b"".join(sent) == reply.raw
+
+
+async def test_self_framed_replies_are_byte_for_byte_what_aiohttp_frames(
+    fake: FakeServer,
+) -> None:
+    # The same head and body a plain aiohttp handler writing the same chunks sends (Date aside).
+    pieces = (b"one", "twö".encode(), b"x" * 300)
+    headers = {"Content-Type": "text/event-stream", "X-Extra": "1"}
+
+    async def bare(request: web.Request) -> web.StreamResponse:
+        await request.read()
+        response = web.StreamResponse(status=201, headers=headers)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        for piece in pieces:
+            await response.write(piece)
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_post("/api/chat", bare)
+    fake.state.scripts.push(ResponseScript(raw=pieces, status=201, headers=tuple(headers.items())))
+    ours = await chat(fake)
+    async with FakeServer(app, access_log=None) as plain:
+        theirs = await chat(plain)
+    date = re.compile(rb"\r\nDate: [^\r]*")
+    assert date.sub(b"", ours.raw) == date.sub(b"", theirs.raw)
+    assert ours.chunks == theirs.chunks == list(pieces)
 
 
 async def test_a_fault_sends_the_head_on_its_own(
