@@ -4,6 +4,7 @@ GetGpt's encrypted requests matched by plaintext (replay server and plain vcrpy 
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 
@@ -26,7 +27,9 @@ from cassettes.replay import MISS_STATUS, ReplayServer
 from providers import GetGpt
 from providers.errors import NoMatchingInteractionError, UpstreamHTTPError
 from providers.wire import getgpt, signature
+from tests._rawclient import build_request, exchange
 from tests.aiohttp_chunks import aiohttp_chunks
+from tests.transport_writes import record_writes
 
 ORIGIN = "http://127.0.0.1:8103"
 SSE = 'data: {"choices":[{"delta":{"content":"h\u00e9"}}]}\n\ndata: [DONE]\n\n'.encode()
@@ -72,6 +75,28 @@ def test_requests_sees_the_same_chunks_over_chunked_transfer(cassette: Cassette)
         chunks = list(reply.raw.read_chunked(decode_content=False))
     assert reply.headers["Transfer-Encoding"] == "chunked"
     assert chunks == list(cassette.interactions[0].response.chunk_bytes())
+
+
+async def test_at_speed_zero_a_reply_is_one_send_of_the_same_bytes(
+    cassette: Cassette, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Played chunk by chunk (speed > 0) and in one burst (speed 0): the same head, framing and
+    # chunks, Date aside; only the number of sends differs.
+    writes = record_writes(monkeypatch)
+    request = build_request("/api/chat", b'{"q": "one"}')
+    replies = []
+    for speed in (1e6, 0.0):
+        async with ReplayServer(cassette, speed=speed) as server:
+            replies.append(await exchange(server.port, request, deadline=5))
+    paced, burst = replies
+    recorded = list(cassette.interactions[0].response.chunk_bytes())
+    assert paced.chunks == burst.chunks == recorded
+    assert (paced.complete, burst.complete) == (True, True)
+    date = re.compile(rb"\r\nDate: [^\r]*")
+    assert date.sub(b"", paced.raw) == date.sub(b"", burst.raw)
+    per_chunk, together = writes.replies()
+    assert len(per_chunk) >= len(recorded)  # a send per chunk at least
+    assert together == [burst.raw]
 
 
 def test_status_reason_and_headers_are_replayed_but_not_per_connection_ones() -> None:
