@@ -26,7 +26,8 @@ Control endpoints, on every fake:
 - ``GET /__tapedeck__/journal`` — the journal as JSON; ``POST /__tapedeck__/reset`` — clear
   scripts and journal.
 - Header ``X-Tapedeck-Script: <script JSON>`` on a chat request scripts that one reply. It does
-  not use up a queued script, and the codec never sees it (strict mode does not complain).
+  not use up a queued script, and the codec never sees it (strict mode does not complain). Sent
+  more than once, it is a 400 ``bad_script_header``: no guessing which one was meant.
 """
 
 from __future__ import annotations
@@ -435,6 +436,9 @@ def _script_override(request: web.Request) -> ResponseScript | None:
     if value is None:
         return None
     try:
+        count = len(request.headers.getall(SCRIPT_HEADER))
+        if count > 1:  # which one was meant? Neither is used rather than a guess.
+            raise ValueError(f"it was sent {count} times; send one script")
         if not value.isascii():
             # aiohttp decodes header bytes as UTF-8, keeping bytes that are not as surrogates.
             try:

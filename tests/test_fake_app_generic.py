@@ -438,6 +438,11 @@ HOSTILE = [
     Hostile(400, "bad_script_header", headers=with_script_header("{oops")),
     Hostile(400, "bad_script_header", headers=with_script_header('{"txt": 1}')),
     Hostile(400, "bad_script_header", headers=with_script_header("[" * 5000)),
+    Hostile(
+        400,
+        "bad_script_header",
+        headers=(*with_script_header('{"raw": ["1"]}'), ("X-Tapedeck-Script", '{"raw": ["2"]}')),
+    ),
 ]
 
 
@@ -466,6 +471,10 @@ async def test_error_messages_name_the_problem(fake: FakeServer) -> None:
     }
     reply = await chat(fake, headers=(*GOOD_HEADERS, ("X-Tapedeck-Script", '{"txt": 1}')))
     assert "unknown script key 'txt'" in error_of(reply)["message"]
+    twice = (*with_script_header('{"raw": ["1"]}'), ("x-tapedeck-script", '{"raw": ["2"]}'))
+    assert error_of(await chat(fake, headers=twice))["message"] == (
+        "X-Tapedeck-Script header is not a valid script: it was sent 2 times; send one script"
+    )
     reply = await exchange(fake.port, build_request("/nope", b"", method="GET"))
     assert error_of(reply)["message"] == "no endpoint at /nope; Dummy serves POST /api/chat"
 
