@@ -287,3 +287,22 @@ def test_lint_runs_as_a_console_command(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert f"{path}:" in result.stdout
+
+
+def test_output_cut_short_by_its_reader_ends_quietly(tmp_path: Path) -> None:
+    # `tapedeck inspect big.yaml | head -1`: the reader leaves after one line, and the command
+    # must end at once, silently, with SIGPIPE's status rather than a BrokenPipeError traceback.
+    from tools.bench import cassette_gen
+
+    path = cassette_gen.write(200, tmp_path)  # ~170 KB of inspect output: beyond any pipe buffer
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "inspect", path],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().startswith(b"cassette")
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=60)
+    assert (process.returncode, stderr.decode()) == (141, "")

@@ -2,14 +2,18 @@
 
 Each command module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.
 Errors from Tapedeck's hierarchy are printed as one line (no traceback) with exit status 1;
-bad usage exits 2 as argparse does. A command's ``--host`` (the address it listens on) is checked
-here, once for all of them: an empty one is bad usage (see :func:`tools._serving.listen_host`).
+bad usage exits 2 as argparse does. Output cut short by its reader (``tapedeck inspect x.yaml |
+head``) ends the command quietly with status 141, as SIGPIPE ends a C tool (128 + 13).
+
+A command's ``--host`` (the address it listens on) is checked here, once for all of them: an
+empty one is bad usage (see :func:`tools._serving.listen_host`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -17,6 +21,9 @@ from typing import Protocol, cast
 from providers.errors import TapedeckError
 from tools._serving import listen_host
 
+#: The exit status of a command whose reader closed the pipe (128 + SIGPIPE's 13, as a shell
+#: reports a C tool killed by it); constant, as Windows has no signal.SIGPIPE.
+_SIGPIPE_STATUS = 141
 #: Command modules, in the order `tapedeck --help` lists them.
 COMMANDS: tuple[str, ...] = (
     "tools.serve",
@@ -93,6 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left. Point stdout at /dev/null so that the interpreter's final flush of
+        # what is still buffered cannot raise the same error again while exiting.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return _SIGPIPE_STATUS
 
 
 if __name__ == "__main__":
