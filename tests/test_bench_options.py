@@ -125,3 +125,15 @@ def test_a_replaced_report_keeps_its_mode(tmp_path: Path) -> None:
     assert _mode(path) == 0o664
     assert path.read_text() == "# new\n"
     assert [p.name for p in tmp_path.iterdir()] == ["BENCHMARKS.md"]  # no temporary left
+
+
+def test_a_report_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path: Path) -> None:
+    target = tmp_path / "shared" / "BENCHMARKS.md"
+    target.parent.mkdir()
+    target.write_text("# old\n")
+    link = tmp_path / "BENCHMARKS.md"
+    link.symlink_to(target)
+    write_report("# new\n", link)
+    assert link.is_symlink()
+    assert target.read_text() == "# new\n"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["BENCHMARKS.md"]

@@ -220,7 +220,7 @@ def report_path_problem(path: Path) -> str | None:
         return "it is a directory"
     if path.exists() and not path.is_file():
         return "it is not a regular file"
-    folder = path.absolute().parent
+    folder = Path(os.path.realpath(path)).parent  # where write_report creates its file
     while not folder.exists():
         folder = folder.parent  # the root always exists, so this ends
     if not folder.is_dir():
@@ -234,8 +234,10 @@ def write_report(text: str, path: Path) -> None:
     """Write ``text`` to ``path`` atomically (a half-written report never replaces a good one).
 
     A report that exists keeps its file mode; a new one gets what ``open(path, "w")`` would
-    give (0o666 less the umask). It is a document to share, not a secret.
+    give (0o666 less the umask). It is a document to share, not a secret. A symlink is written
+    through, as ``open`` would: its target is replaced and the link stays.
     """
+    path = Path(os.path.realpath(path))  # renaming over a link would replace the link itself
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode: int | None = stat.S_IMODE(path.stat().st_mode)
