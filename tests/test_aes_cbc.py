@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes.util
+import re
 import threading
 from collections.abc import Callable, Iterator
 
@@ -102,8 +102,7 @@ def test_threads_never_share_a_context() -> None:
 def test_without_libcrypto_cryptography_does_the_work(
     monkeypatch: pytest.MonkeyPatch, fresh_choice: None
 ) -> None:
-    monkeypatch.setattr(aes_cbc, "_LIBCRYPTO_NAMES", ("libcrypto-that-is-not-there.so",))
-    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    monkeypatch.setattr(aes_cbc, "_LIBCRYPTO_NAMES", ("libcrypto-that-is-not-there.so.3",))
     assert load_libcrypto() is None
     assert aes_cbc.backend_name() == "cryptography"
     key, iv, ciphertext, plaintext = NIST
@@ -145,3 +144,12 @@ def _encrypt(message: bytes, key: bytes, iv: bytes) -> bytes:
 
     encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
     return encryptor.update(message) + encryptor.finalize()
+
+
+def test_only_versioned_libcrypto_files_are_ever_opened() -> None:
+    # An unversioned libcrypto can be macOS's stub, which aborts the process when loaded (no
+    # exception to catch), so the candidates never include one, nor a library search's answer.
+    candidates = list(aes_cbc._libcrypto_candidates())
+    assert candidates
+    for candidate in candidates:
+        assert re.search(r"(^|/)libcrypto\.(so\.3|3\.dylib)$", candidate), candidate

@@ -20,8 +20,9 @@ from the pool belongs to one caller until it is put back, so threads never share
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
+import os
+import sys
 from collections.abc import Callable, Iterator
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -38,7 +39,11 @@ NIST_CBC_AES128 = (
     "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
     "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710",
 )
-#: Where OpenSSL 3's libcrypto is found by its file name (Linux, macOS), before a search.
+#: OpenSSL 3's libcrypto by its versioned file names (Linux, macOS), tried first as the loader
+#: finds them (Python's own ssl module has usually loaded it already), then in Python's lib
+#: folder (python.org's macOS builds ship it there). Never an unversioned name and never
+#: ctypes.util.find_library's answer: on macOS that is /usr/lib/libcrypto.dylib, a stub whose
+#: loading aborts the process ("Invalid dylib load"), before any exception could be caught.
 _LIBCRYPTO_NAMES = ("libcrypto.so.3", "libcrypto.3.dylib")
 _OPENSSL_3 = 0x30000000
 
@@ -125,9 +130,10 @@ def load_libcrypto() -> LibcryptoCBC | None:
 
 def _libcrypto_candidates() -> Iterator[str]:
     yield from _LIBCRYPTO_NAMES
-    found = ctypes.util.find_library("crypto")  # a search (it may run ldconfig): last resort
-    if found:
-        yield found
+    for name in _LIBCRYPTO_NAMES:
+        beside_python = os.path.join(sys.base_prefix, "lib", name)
+        if os.path.isfile(beside_python):
+            yield beside_python
 
 
 @functools.cache
