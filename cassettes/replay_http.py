@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from aiohttp.http import HttpVersion10, HttpVersion11
 from multidict import CIMultiDict
 
 from cassettes.matchers import Candidate
@@ -182,6 +183,8 @@ class _Handler:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
+        if request.version not in _SPOKEN_VERSIONS:
+            return _version_not_supported(request)
         replayer = self.replayer
         body = await request.read()
         recorded = replayer.request_from(
@@ -277,7 +280,7 @@ def _response_for(
     number: int, playable: Playable, request: web.BaseRequest, *, bursts: bool
 ) -> web.StreamResponse:
     """The response to fill; a :class:`SelfFramedChunks` with ``bursts`` where it can be one."""
-    chunked = not (playable.length_framed or request.version < (1, 1))
+    chunked = request.version == HttpVersion11 and not playable.length_framed
     headers = CIMultiDict(playable.headers)
     headers[INTERACTION_HEADER] = str(number)
     if bursts and chunked and playable.pieces and _may_carry_a_body(request.method, playable):
@@ -295,8 +298,26 @@ def _response_for(
 
 
 def _may_carry_a_body(method: str, playable: Playable) -> bool:
-    """False where HTTP forbids a body (RFC 9110: HEAD, 1xx, 204, 304): aiohttp drops it there."""
-    return method != "HEAD" and playable.status >= 200 and playable.status not in (204, 304)
+    """False where HTTP forbids a body (RFC 9110: HEAD, 1xx, 204, 304, a 2xx to CONNECT), as
+    aiohttp decides it (it then drops the body and the framing headers)."""
+    status = playable.status
+    if method == "HEAD" or status < 200 or status in (204, 304):
+        return False
+    return not (method == "CONNECT" and status < 300)
+
+
+#: The HTTP versions the replay server answers; aiohttp's parser also lets "HTTP/2.0" and
+#: "HTTP/0.9" request lines through, which no recorded reply could be framed for.
+_SPOKEN_VERSIONS = (HttpVersion11, HttpVersion10)
+
+
+def _version_not_supported(request: web.BaseRequest) -> web.Response:
+    major, minor = request.version
+    message = f"HTTP/{major}.{minor} is not supported: the replay server speaks HTTP/1.1 and 1.0"
+    error = {"error": {"code": "http_version_not_supported", "message": message}}
+    response = web.json_response(error, status=505)
+    response.force_close()  # what follows on the connection is in a protocol we do not speak
+    return response
 
 
 def _miss(

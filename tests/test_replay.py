@@ -99,6 +99,42 @@ async def test_at_speed_zero_a_reply_is_one_send_of_the_same_bytes(
     assert together == [burst.raw]
 
 
+@pytest.mark.parametrize(
+    ("method", "request_line"),
+    [("GET", b"GET / HTTP/1.1"), ("CONNECT", b"CONNECT 127.0.0.1:8103 HTTP/1.1")],
+    ids=["GET", "CONNECT"],
+)
+async def test_bursts_only_where_aiohttp_would_have_framed_a_body(
+    method: str, request_line: bytes
+) -> None:
+    # A 2xx to CONNECT may carry no body (RFC 9110), so aiohttp drops the framing header; a
+    # burst framed anyway would send chunk framing under no Transfer-Encoding.
+    recorded = RecordedResponse(200, "OK", dict(CHUNKED), b"hello", chunks_from_sizes([2, 3]))
+    cassette = Cassette((Interaction(RecordedRequest(method, ORIGIN + "/"), recorded),))
+    request = request_line + b"\r\nHost: 127.0.0.1:8103\r\nConnection: close\r\n\r\n"
+    raws = []
+    for speed in (1e6, 0.0):
+        async with ReplayServer(cassette, speed=speed) as server:
+            raws.append((await exchange(server.port, request, deadline=1)).raw)
+    assert [raw.split(b" ", 2)[1] for raw in raws] == [b"200", b"200"]  # played, both times
+    date = re.compile(rb"\r\nDate: [^\r]*")
+    assert date.sub(b"", raws[0]) == date.sub(b"", raws[1])
+
+
+@pytest.mark.parametrize("speed", [0.0, 1.0])
+async def test_a_request_line_of_another_http_version_is_a_505(
+    cassette: Cassette, speed: float
+) -> None:
+    # aiohttp's parser lets HTTP/2.0 through; no recorded reply can be framed for it.
+    request = build_request("/api/chat", b'{"q": "one"}', version="2.0")
+    async with ReplayServer(cassette, speed=speed) as server:
+        reply = await exchange(server.port, request, deadline=5)
+        assert server.misses == []
+    head, _, body = reply.raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/2.0 505 ")  # aiohttp echoes the request's version
+    assert json.loads(body)["error"]["code"] == "http_version_not_supported"
+
+
 def test_status_reason_and_headers_are_replayed_but_not_per_connection_ones() -> None:
     response = RecordedResponse(
         418,
