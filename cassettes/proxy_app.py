@@ -14,7 +14,8 @@ a message naming the target; nothing is recorded for them:
 - 502 ``upstream_bad_response``: it closed the connection, or sent something that is not an
   HTTP response head;
 - 504 ``upstream_timeout``: it sent no response head in time;
-- 409 ``record_mode_<mode>``: no recording matches and the mode does not record.
+- 409 ``record_mode_<mode>``: no recording matches and the mode does not record;
+- 505 ``http_version_not_supported``: a request line of another version than HTTP/1.1 or 1.0.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from cassettes.http_headers import (
 from cassettes.model import Interaction, RecordedRequest
 from cassettes.recorder import Event, EventKind, Recorder
 from cassettes.relay import RelaySettings, recorded_response, relay
+from cassettes.replay_http import version_not_supported
 from cassettes.scrub import scrub_request
 from cassettes.tee import ChunkTee
 
@@ -93,6 +95,9 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
+    unspoken = version_not_supported(request, "the recording proxy")
+    if unspoken is not None:
+        return unspoken  # before reading: nothing is forwarded or recorded for it
     state = request.app[PROXY_KEY]
     body = await request.read()
     pairs = decode_pairs(request.raw_headers)

@@ -183,8 +183,9 @@ class _Handler:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
-        if request.version not in _SPOKEN_VERSIONS:
-            return _version_not_supported(request)
+        unspoken = version_not_supported(request, "the replay server")
+        if unspoken is not None:
+            return unspoken
         replayer = self.replayer
         body = await request.read()
         recorded = replayer.request_from(
@@ -306,14 +307,18 @@ def _may_carry_a_body(method: str, playable: Playable) -> bool:
     return not (method == "CONNECT" and status < 300)
 
 
-#: The HTTP versions the replay server answers; aiohttp's parser also lets "HTTP/2.0" and
-#: "HTTP/0.9" request lines through, which no recorded reply could be framed for.
-_SPOKEN_VERSIONS = (HttpVersion11, HttpVersion10)
+#: The HTTP versions the replay server and the recording proxy answer. aiohttp's parser also
+#: lets "HTTP/2.0" and "HTTP/0.9" request lines through, which no streamed reply can be framed
+#: for (aiohttp raises instead of answering: a 500 and a traceback).
+SPOKEN_VERSIONS = (HttpVersion11, HttpVersion10)
 
 
-def _version_not_supported(request: web.BaseRequest) -> web.Response:
+def version_not_supported(request: web.BaseRequest, server: str) -> web.Response | None:
+    """A JSON 505 for a request line of another HTTP version than :data:`SPOKEN_VERSIONS`."""
+    if request.version in SPOKEN_VERSIONS:
+        return None
     major, minor = request.version
-    message = f"HTTP/{major}.{minor} is not supported: the replay server speaks HTTP/1.1 and 1.0"
+    message = f"HTTP/{major}.{minor} is not supported: {server} speaks HTTP/1.1 and 1.0"
     error = {"error": {"code": "http_version_not_supported", "message": message}}
     response = web.json_response(error, status=505)
     response.force_close()  # what follows on the connection is in a protocol we do not speak

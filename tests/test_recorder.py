@@ -73,6 +73,22 @@ async def aivvm() -> AsyncIterator[FakeServer]:
 # -- streaming: as it arrives, exact boundaries -------------------------------------------------
 
 
+async def test_a_request_line_of_another_http_version_is_a_505_and_not_recorded(
+    aivvm: FakeServer, tmp_path: Path
+) -> None:
+    # aiohttp's parser lets "HTTP/2.0" through; the relay could not frame the reply for it
+    # (aiohttp raised: a 500 with a traceback), so the proxy refuses it before forwarding.
+    path = tmp_path / "c.yaml"
+    request = build_request("/api/chat", AIVVM_HI_BODY, JSON, version="2.0")
+    async with RecordingProxy(_recorder(path), aivvm.url) as proxy:
+        reply = await exchange(_port(proxy.url), request, deadline=10.0)
+    head, _, body = reply.raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/2.0 505 ")  # aiohttp echoes the request's version
+    assert json.loads(body)["error"]["code"] == "http_version_not_supported"
+    assert len(aivvm.state.journal) == 0
+    assert not path.exists()
+
+
 async def test_client_gets_first_chunk_before_upstream_sends_the_second(
     aivvm: FakeServer, tmp_path: Path
 ) -> None:
