@@ -163,9 +163,15 @@ class Interrupter:
             _shut_down(response)
 
 
-def _shut_down(response: requests.Response) -> None:
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The reply's socket, as urllib3 2 keeps it (None if a version hides it elsewhere)."""
     connection = getattr(response.raw, "connection", None)  # urllib3 2's HTTPResponse
     sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _shut_down(response: requests.Response) -> None:
+    sock = _socket_of(response)
     if sock is not None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
@@ -187,6 +193,7 @@ def stream_sync(
     deadline = time.monotonic() + call.timeouts.total
     read_timeout = min(call.timeouts.read, call.timeouts.total)
     phase: Phase = "connect"
+    capped = False  # whether the wait under way was shortened to the total deadline
     try:
         prepared = active.prepare_request(
             requests.Request(
@@ -214,14 +221,27 @@ def stream_sync(
                     ok=OK_STATUSES,
                     url=call.url,
                 )
+            sock = _socket_of(response)
             for chunk in response.iter_content(chunk_size=call.read_size):
                 if time.monotonic() > deadline:
                     raise _past(deadline, call)
                 if chunk:
                     yield chunk
+                remaining = deadline - time.monotonic()
+                if sock is not None and remaining < read_timeout:
+                    # The next wait for bytes may last only until the total deadline, so a reply
+                    # that keeps dripping ends on time (not up to a read timeout late), as with
+                    # aiohttp. The socket's timeout bounds each recv that urllib3 makes; once
+                    # capped it stays so (the time left only shrinks).
+                    if remaining <= 0:
+                        raise _past(deadline, call)
+                    capped = True
+                    sock.settimeout(remaining)
     except TapedeckError:
         raise
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        if capped and time.monotonic() >= deadline:
+            raise _past(deadline, call) from exc  # the capped wait ran out: the total deadline
         raise _translated(exc, call, phase, read_timeout=read_timeout) from exc
     finally:
         if own_session:

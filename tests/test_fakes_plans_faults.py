@@ -354,6 +354,22 @@ async def test_total_deadline_ends_a_drip_that_never_trips_the_read_timeout(
     assert elapsed < TIMEOUT + fs.DEADLINE_SLACK, f"took {elapsed:.2f} s (total {TIMEOUT:g} s)"
 
 
+@pytest.mark.parametrize("name", fs.REQUESTS_BASED)
+async def test_total_deadline_ends_a_drip_between_two_bytes(fleet: FakeFleet, name: str) -> None:
+    # A byte every 0.9 s with a total deadline of 1 s: the second byte comes in time, the third
+    # would come at 1.8 s, before the (capped) read timeout fires. requests alone would wait for
+    # it; the call must end at the total deadline instead, as the aiohttp adapters do.
+    total = 1.0
+    fleet[name].state.scripts.replace(
+        default=_fault(Fault("slow-drip", interval=0.9), text="drip " * 10)
+    )
+    started = time.monotonic()
+    with pytest.raises(UpstreamTimeoutError, match="total deadline of 1 s"):
+        await fs.call(name, "sync", fleet[name].url, MESSAGES, timeout=Timeouts(5, 5, total))
+    elapsed = time.monotonic() - started
+    assert elapsed < total + 0.6, f"took {elapsed:.2f} s (total {total:g} s)"
+
+
 def test_the_tables_cover_every_plan_fault_error_and_framing_option() -> None:
     # A new kind in the fakes must get a documented outcome here before this passes again.
     assert {plan.kind for plan in PLANS.values()} == set(CHUNK_KINDS)
