@@ -46,10 +46,11 @@ _LAST_CHUNK = b"0\r\n\r\n"
 
 
 class SelfFramedChunks(HeadersWithFirstChunk):
-    """A chunked reply whose framing the caller writes: see :func:`send_bursts`.
+    """A chunked reply whose framing the caller writes, through a :class:`BurstWriter`.
 
-    Make it with ``Transfer-Encoding: chunked`` among its headers (aiohttp will not add it) and
-    only for an HTTP/1.1 request and a status that carries a body.
+    Make it with ``Transfer-Encoding: chunked`` among its headers (aiohttp will not add it), and
+    only for an HTTP/1.1 request and a reply that may carry a body (not to HEAD, not 1xx, 204,
+    304, nor a 2xx to CONNECT: aiohttp drops the framing header there, the body still going out).
     """
 
     _length_check = False
