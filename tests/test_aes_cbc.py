@@ -59,6 +59,16 @@ def test_libcrypto_and_cryptography_agree(ciphertext: bytes, key: bytes, iv: byt
 
 
 @needs_libcrypto
+def test_libcrypto_handles_signatures_of_any_size() -> None:
+    # In turn: the first buffer, one grown and kept, a one-off beyond 1 MiB, the kept one again.
+    assert FAST is not None
+    key, iv = b"k" * 16, b"i" * 16
+    for blocks in (1, 300, 70_000, 2):
+        ciphertext = (bytes(range(256)) * (blocks // 16 + 1))[: 16 * blocks]
+        assert FAST.decrypt(ciphertext, key, iv) == decrypt_with_cryptography(ciphertext, key, iv)
+
+
+@needs_libcrypto
 @pytest.mark.parametrize(
     ("ciphertext", "key", "iv"),
     [
