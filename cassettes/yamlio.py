@@ -15,7 +15,7 @@ platform's default encoding, which is not UTF-8 everywhere.
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -88,7 +88,7 @@ def save(cassette: Cassette, path: str | os.PathLike[str]) -> None:
     write_atomic(Path(path), dumps(cassette))
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, *, new_mode: int | None = 0o644) -> None:
     """Replace ``path`` with ``data`` all at once, or not at all.
 
     The bytes go to a temporary file in the same directory (so the rename cannot cross file
@@ -97,27 +97,45 @@ def write_atomic(path: Path, data: bytes) -> None:
     (a SIGKILL cannot, which is why its name ends in ``.partial``, ignored by git).
 
     A symlink is written through: its target is replaced (created if missing) and the link stays.
+    A file that exists keeps its mode; a new one gets ``new_mode``, or with ``None`` what
+    ``open(path, "w")`` would give (0o666 less the umask). Cassettes default to 0o644: a
+    tighter umask would surprise people sharing them in a repository.
     """
     path = Path(os.path.realpath(path))  # renaming over a link would replace the link itself
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     try:
-        mode = path.stat().st_mode & 0o777
+        mode: int | None = path.stat().st_mode & 0o777
     except FileNotFoundError:
-        mode = 0o644  # mkstemp's 0600 would surprise people sharing cassettes in a repository
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=directory)
+        mode = new_mode
+    handle, temporary = _new_file_beside(path)
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, mode)
+        if mode is not None:
+            os.chmod(temporary, mode)
         os.replace(temporary, path)
     except BaseException:
         with suppress(OSError):
             os.unlink(temporary)
         raise
     _fsync_directory(directory)
+
+
+def _new_file_beside(path: Path) -> tuple[int, Path]:
+    """A new, empty, hidden ``.partial`` file in ``path``'s folder, open for writing.
+
+    Created with mode 0o666, so the umask decides as for any file a program writes
+    (``tempfile.mkstemp`` would make it 0o600, and the rename would carry that over).
+    """
+    while True:
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.partial")
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
+        except FileExistsError:  # 48 random bits: practically never, but never overwrite
+            continue
 
 
 def _fsync_directory(directory: Path) -> None:

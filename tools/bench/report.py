@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import math
 import os
-import secrets
-import stat
 from pathlib import Path
 
+from cassettes.yamlio import write_atomic
 from tools.bench.context import BenchOptions
 from tools.bench.core import Outcome, Result
 from tools.bench.runner import BenchReport
@@ -237,33 +236,4 @@ def write_report(text: str, path: Path) -> None:
     give (0o666 less the umask). It is a document to share, not a secret. A symlink is written
     through, as ``open`` would: its target is replaced and the link stays.
     """
-    path = Path(os.path.realpath(path))  # renaming over a link would replace the link itself
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode: int | None = stat.S_IMODE(path.stat().st_mode)
-    except FileNotFoundError:
-        mode = None
-    descriptor, temporary = _new_file_beside(path)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        if mode is not None:
-            os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
-def _new_file_beside(path: Path) -> tuple[int, Path]:
-    """A new, empty, hidden file in ``path``'s folder, open for writing.
-
-    Created with mode 0o666 so the umask decides, as for any file a program writes;
-    ``tempfile.mkstemp`` would make it 0o600, and the rename would carry that over.
-    """
-    while True:
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        try:
-            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), temporary
-        except FileExistsError:  # 48 random bits: practically never, but never overwrite
-            continue
+    write_atomic(path, text.encode("utf-8"), new_mode=None)
