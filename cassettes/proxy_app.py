@@ -37,7 +37,7 @@ from cassettes.http_headers import (
 from cassettes.model import Interaction, RecordedRequest
 from cassettes.recorder import Event, EventKind, Recorder
 from cassettes.relay import RelaySettings, recorded_response, relay
-from cassettes.replay_http import version_not_supported
+from cassettes.replay_http import version_not_supported_answer
 from cassettes.scrub import scrub_request
 from cassettes.tee import ChunkTee
 
@@ -95,7 +95,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _handle(request: web.Request) -> web.StreamResponse:
-    unspoken = version_not_supported(request, "the recording proxy")
+    unspoken = version_not_supported_answer(request, "the recording proxy")
     if unspoken is not None:
         return unspoken  # before reading: nothing is forwarded or recorded for it
     state = request.app[PROXY_KEY]

@@ -37,12 +37,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from aiohttp.http import HttpVersion10, HttpVersion11
+from aiohttp.http import HttpVersion11
 from multidict import CIMultiDict
 
 from cassettes.matchers import Candidate
 from cassettes.model import RecordedRequest, RecordedResponse
 from fake_upstreams.coalesced import BurstWriter, SelfFramedChunks
+from fake_upstreams.lifecycle import SPOKEN_VERSIONS, version_not_supported
 from providers.errors import NoMatchingInteractionError
 
 if TYPE_CHECKING:
@@ -183,7 +184,7 @@ class _Handler:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         started = time.perf_counter()
-        unspoken = version_not_supported(request, "the replay server")
+        unspoken = version_not_supported_answer(request, "the replay server")
         if unspoken is not None:
             return unspoken
         replayer = self.replayer
@@ -307,20 +308,12 @@ def _may_carry_a_body(method: str, playable: Playable) -> bool:
     return not (method == "CONNECT" and status < 300)
 
 
-#: The HTTP versions the replay server and the recording proxy answer. aiohttp's parser also
-#: lets "HTTP/2.0" and "HTTP/0.9" request lines through, which no streamed reply can be framed
-#: for (aiohttp raises instead of answering: a 500 and a traceback).
-SPOKEN_VERSIONS = (HttpVersion11, HttpVersion10)
-
-
-def version_not_supported(request: web.BaseRequest, server: str) -> web.Response | None:
-    """A JSON 505 for a request line of another HTTP version than :data:`SPOKEN_VERSIONS`."""
+def version_not_supported_answer(request: web.BaseRequest, server: str) -> web.Response | None:
+    """The JSON 505 for a request of an HTTP version ``server`` does not speak, else None."""
     if request.version in SPOKEN_VERSIONS:
         return None
-    major, minor = request.version
-    message = f"HTTP/{major}.{minor} is not supported: {server} speaks HTTP/1.1 and 1.0"
-    error = {"error": {"code": "http_version_not_supported", "message": message}}
-    response = web.json_response(error, status=505)
+    error = version_not_supported(request, server)
+    response = web.json_response(error.to_json(), status=error.status)
     response.force_close()  # what follows on the connection is in a protocol we do not speak
     return response
 

@@ -41,11 +41,12 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from aiohttp import hdrs, web
-from aiohttp.http import HttpProcessingError, HttpVersion10, HttpVersion11
+from aiohttp.http import HttpProcessingError
 from multidict import CIMultiDict
 
 from fake_upstreams.faults import client_gone, send_reply
 from fake_upstreams.journal import Journal, Verdict, accepted
+from fake_upstreams.lifecycle import SPOKEN_VERSIONS, version_not_supported
 from fake_upstreams.reply import build_reply, plan_reply
 from fake_upstreams.script import ResponseScript, ScriptQueue
 from providers.errors import InvalidRequestError, SignatureError
@@ -247,11 +248,10 @@ async def _intake(request: web.Request) -> tuple[int, bytes]:
     state = request.app[STATE_KEY]
     journal = state.journal
     try:
-        if request.version not in _SPOKEN_VERSIONS:
-            # aiohttp's parser lets "HTTP/2.0" and "HTTP/0.9" request lines through. Refused
-            # first, before a queued script is used up or a delay slept for a reply that
-            # could not be framed (chunked framing is HTTP/1.1's alone).
-            raise _version_not_supported(request)
+        if request.version not in SPOKEN_VERSIONS:
+            # Refused first, before a queued script is used up or a delay slept for a reply
+            # that could not be framed.
+            raise version_not_supported(request, "the fake")
         # An istr key: the cheapest lookup a CIMultiDict has (a request pays for it).
         if hdrs.CONTENT_ENCODING in request.headers and state.strictness == "strict":
             raise _encoded_body(request)
@@ -273,19 +273,6 @@ async def _intake(request: web.Request) -> tuple[int, bytes]:
         journal.judge(index, Verdict(False, error.status, error.code, str(error)))
         raise
     return index, body
-
-
-#: The HTTP versions the fakes answer: 1.1, and 1.0 (a reply then ends by closing).
-_SPOKEN_VERSIONS = (HttpVersion11, HttpVersion10)
-
-
-def _version_not_supported(request: web.BaseRequest) -> InvalidRequestError:
-    major, minor = request.version
-    return InvalidRequestError(
-        f"HTTP/{major}.{minor} is not supported: the fake speaks HTTP/1.1 (and HTTP/1.0)",
-        status=505,
-        code="http_version_not_supported",
-    )
 
 
 #: What reading a request body can raise, each made a rejection by _body_rejection.

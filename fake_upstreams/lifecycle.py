@@ -8,7 +8,9 @@
 
 Everything that serves an app here goes through this module: the fakes
 (:class:`~fake_upstreams.server.FakeServer`), the replay server and the recording proxy. It knows
-nothing of what the app does, so the cassettes can use it without the fakes' codecs.
+nothing of what the app does, so the cassettes can use it without the fakes' codecs. It does say
+which HTTP versions all of them answer (:data:`SPOKEN_VERSIONS`), and how each refuses another
+(:func:`version_not_supported`).
 
 An app is a ``web.Application``, or a single request handler, served on aiohttp's low-level
 server: no router, no middlewares, for a server that answers every method and path the same way.
@@ -28,11 +30,28 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
+from aiohttp.http import HttpVersion10, HttpVersion11
+
+from providers.errors import InvalidRequestError
 
 _T = TypeVar("_T")
+#: The HTTP versions every server here answers. aiohttp's parser also lets "HTTP/2.0" and
+#: "HTTP/0.9" request lines through, for which no streamed reply can be framed (chunked framing
+#: is HTTP/1.1's; aiohttp raises instead of answering: a 500 and a traceback).
+SPOKEN_VERSIONS = (HttpVersion11, HttpVersion10)
 #: A request handler that answers every request of a low-level server.
 RequestHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 _START_TIMEOUT = 30.0
+
+
+def version_not_supported(request: web.BaseRequest, server: str) -> InvalidRequestError:
+    """The 505 for a request whose version is not one of :data:`SPOKEN_VERSIONS`."""
+    major, minor = request.version
+    return InvalidRequestError(
+        f"HTTP/{major}.{minor} is not supported: {server} speaks HTTP/1.1 (and HTTP/1.0)",
+        status=505,
+        code="http_version_not_supported",
+    )
 
 
 class LoopThread:
