@@ -115,12 +115,11 @@ def _translated(
         what = f"waited {read_timeout:g} s {where} without receiving a byte (the read timeout"
         what += ")" if read_timeout == call.timeouts.read else ", capped by the total deadline)"
     else:
-        # aiohttp's total deadline raises a plain TimeoutError.
-        what = f"the reply took longer than the total deadline of {call.timeouts.total:g} s"
+        return _past(call)  # aiohttp's total deadline raises a plain TimeoutError
     return _timed_out(call, what)
 
 
-def _past(deadline: float, call: HttpCall) -> UpstreamTimeoutError:
+def _past(call: HttpCall) -> UpstreamTimeoutError:
     return _timed_out(
         call, f"the reply took longer than the total deadline of {call.timeouts.total:g} s"
     )
@@ -224,7 +223,7 @@ def stream_sync(
             sock = _socket_of(response)
             for chunk in response.iter_content(chunk_size=call.read_size):
                 if time.monotonic() > deadline:
-                    raise _past(deadline, call)
+                    raise _past(call)
                 if chunk:
                     yield chunk
                 remaining = deadline - time.monotonic()
@@ -234,14 +233,14 @@ def stream_sync(
                     # aiohttp. The socket's timeout bounds each recv that urllib3 makes; once
                     # capped it stays so (the time left only shrinks).
                     if remaining <= 0:
-                        raise _past(deadline, call)
+                        raise _past(call)
                     capped = True
                     sock.settimeout(remaining)
     except TapedeckError:
         raise
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         if capped and time.monotonic() >= deadline:
-            raise _past(deadline, call) from exc  # the capped wait ran out: the total deadline
+            raise _past(call) from exc  # the capped wait ran out: the total deadline
         raise _translated(exc, call, phase, read_timeout=read_timeout) from exc
     finally:
         if own_session:

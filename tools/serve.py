@@ -24,7 +24,7 @@ from fake_upstreams.offline import is_loopback_host
 from fake_upstreams.registry import FAKES, build_server, spec_for
 from fake_upstreams.scenario import EXAMPLE, load_scenario
 from fake_upstreams.server import FakeServer
-from tools._serving import cannot_listen, listen_host, port_number, serve_until_signalled
+from tools._serving import cannot_listen, port_number, serve_until_signalled
 
 NAME = "serve"
 HELP = "start the fake upstreams on 127.0.0.1 (Ctrl-C stops them)"
@@ -83,7 +83,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--host",
-        type=listen_host,
         default="127.0.0.1",
         help="address to listen on (default: 127.0.0.1; anything else warns: the fakes and "
         "their control endpoints would be reachable from other machines)",
